@@ -1,0 +1,56 @@
+"""``dyconv``: dynamic convolution (Chen et al., CVPR 2020), K kernels mixed per image.
+
+pi = softmax(FC(relu(FC(GAP x))) / T),  W(x) = sum_k pi_k W_k,  y = W(x) * x.
+
+With ``routing="sigmoid"`` (and no temperature) the same unit is CondConv (Yang et al., NeurIPS 2019).
+This is the seed's eq. 1, W = sum A W: one mixed kernel per *image*.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ._unit import ConvUnit, global_average, stacked_kernels
+from .mixing import mix_kernels_per_sample
+
+ROUTINGS = ("softmax", "sigmoid")
+
+
+class DynamicConv(ConvUnit):
+    uses_temperature = True
+
+    def __init__(self, *args, kernels: int = 4, routing: str = "softmax", **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if routing not in ROUTINGS:
+            raise ValueError(f"routing must be one of {ROUTINGS}, got {routing!r}")
+        if kernels < 1:
+            raise ValueError(f"kernels must be >= 1, got {kernels}")
+        self.kernels = kernels
+        self.routing = routing
+        self.uses_temperature = routing == "softmax"
+        hidden = max(self.in_channels // 4, 16)
+        self.attention_hidden = nn.Linear(self.in_channels, hidden)
+        self.attention_logits = nn.Linear(hidden, kernels)
+        self.weight = stacked_kernels(kernels, self.weight_shape)
+        self.bias = nn.Parameter(torch.zeros(kernels, self.out_channels)) if self.has_bias else None
+        self.path = "auto"
+
+    def kernel_attention(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.attention_logits(torch.relu(self.attention_hidden(global_average(x))))
+        if self.routing == "sigmoid":
+            return torch.sigmoid(logits)
+        return torch.softmax(logits / self.temperature, dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        attention = self.kernel_attention(x)
+        self._record(kernel=attention)
+        out = mix_kernels_per_sample(self, x, self.weight, attention, path=self.path)
+        if self.bias is not None:
+            out = out + (attention @ self.bias).reshape(*attention.shape[:1], -1, *([1] * self.dim))
+        return out
+
+    def macs(self, x: torch.Tensor, y: torch.Tensor) -> int:
+        batch = x.shape[0]
+        aggregation = batch * self.kernels * self.weight[0].numel()
+        return self.conv_macs(batch, y[0, 0].numel()) + aggregation

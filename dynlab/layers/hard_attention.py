@@ -1,0 +1,69 @@
+"""``hard``: input-dependent on/off gates on the output channels (seed 2.1.4).
+
+g = 1[sigmoid(z) > 0.5] with z = FC(relu(FC(GAP x))). The forward uses the hard 0/1 gates; the backward
+passes the gradient of sigmoid(z) (straight-through). A budget term (open rate - rho)^2 keeps about
+a fraction rho of the channels open. The seed cites MetaDOCK, which prunes kernels per *task*; here the
+gates depend on each *input*.
+
+At inference a closed channel is not computed at all: only the channels open for some sample of the
+batch are convolved (for batch 1, exactly the open ones), and the others are the zeros they are in training.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ._unit import ConvUnit, global_average, single_kernel, spread
+
+
+class GatedConv(ConvUnit):
+    def __init__(self, *args, budget: float = 0.5, budget_weight: float = 1.0, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if not 0.0 <= budget <= 1.0:
+            raise ValueError(f"budget (the target open rate) must be in [0, 1], got {budget}")
+        self.budget = float(budget)
+        self.budget_weight = float(budget_weight)
+        self.weight = single_kernel(self.weight_shape)
+        self.bias = nn.Parameter(torch.zeros(self.out_channels)) if self.has_bias else None
+        hidden = max(self.in_channels // 4, 16)
+        self.gate_hidden = nn.Linear(self.in_channels, hidden)
+        self.gate_logits = nn.Linear(hidden, self.out_channels)
+        nn.init.constant_(self.gate_logits.bias, 3.0)  # gates start open
+        self.last_open_rate: float | None = None
+
+    def gate_probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.gate_logits(torch.relu(self.gate_hidden(global_average(x)))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        soft = self.gate_probabilities(x)
+        hard = (soft > 0.5).to(soft.dtype)
+        self._record(gates=hard)
+        self.last_open_rate = float(hard.mean())
+        if self.training:
+            gates = hard + soft - soft.detach()  # straight-through: value hard, gradient of sigmoid
+            self.aux_term = self.budget_weight * (gates.mean() - self.budget) ** 2
+            return self.conv(x, self.weight, self.bias) * spread(gates, self.dim)
+        self.aux_term = None
+        return self._executed_forward(x, hard)
+
+    def _executed_forward(self, x: torch.Tensor, hard: torch.Tensor) -> torch.Tensor:
+        """Convolve only the output channels that are open for at least one sample."""
+        used = hard.amax(dim=0) > 0
+        if self.groups != 1 or bool(used.all()):
+            return self.conv(x, self.weight, self.bias) * spread(hard, self.dim)
+        index = used.nonzero().squeeze(1)
+        bias = self.bias[index] if self.bias is not None else None
+        partial = self.conv(x, self.weight[index], bias) * spread(hard[:, index], self.dim)
+        out = partial.new_zeros(x.shape[0], self.out_channels, *partial.shape[2:])
+        out[:, index] = partial
+        return out
+
+    def macs(self, x: torch.Tensor, y: torch.Tensor) -> int:
+        # the convolution with every channel, plus one multiply per output element for the gates
+        return self.conv_macs(x.shape[0], y[0, 0].numel()) + y.numel()
+
+    def executed_macs(self, x: torch.Tensor, y: torch.Tensor) -> int:
+        """MACs at the open rate measured on this forward (closed channels cost nothing)."""
+        rate = self.last_open_rate if self.last_open_rate is not None else 1.0
+        return round(self.conv_macs(x.shape[0], y[0, 0].numel()) * rate) + y.numel()

@@ -1,0 +1,117 @@
+"""What the training engine and the notebooks know of a variant: four model-level functions.
+
+``set_temperature``, ``auxiliary_loss``, ``collect_attention`` and ``bind`` work on any model that
+contains dynlab units, whatever the variant, so the engine never needs to know which one it trains.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ._unit import AttentionRecorder, ConvUnit
+from .local_attention import KernelRepresentation, PixelMixtureConv
+
+
+def set_temperature(model: nn.Module, temperature: float) -> int:
+    """Set the softmax/sigmoid temperature of every unit that uses one; returns how many."""
+    if temperature <= 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    count = 0
+    for module in model.modules():
+        if isinstance(module, ConvUnit) and module.uses_temperature:
+            module.temperature = float(temperature)
+            count += 1
+    return count
+
+
+def uses_temperature(model: nn.Module) -> bool:
+    return any(isinstance(m, ConvUnit) and m.uses_temperature for m in model.modules())
+
+
+def auxiliary_loss(model: nn.Module) -> torch.Tensor | float:
+    """The mean of the terms the units added on the last training forward (e.g. ``hard``'s budget).
+
+    Returns 0.0 for a model whose units add none (and in evaluation mode).
+    """
+    terms = [m.aux_term for m in model.modules() if isinstance(m, ConvUnit) and m.aux_term is not None]
+    if not terms:
+        return 0.0
+    return torch.stack(terms).mean()
+
+
+class TemperatureSchedule:
+    """Linear annealing from ``start`` to ``end`` over ``anneal_steps`` iterations, then ``end``.
+
+    ``TemperatureSchedule.for_run(epochs, steps_per_epoch)`` anneals over the first
+    min(10 epochs, a third of the run), so that even a short run ends at temperature 1.
+    """
+
+    def __init__(self, anneal_steps: int, start: float = 30.0, end: float = 1.0) -> None:
+        if anneal_steps < 0:
+            raise ValueError(f"anneal_steps must be >= 0, got {anneal_steps}")
+        self.anneal_steps = int(anneal_steps)
+        self.start = float(start)
+        self.end = float(end)
+
+    @classmethod
+    def for_run(cls, epochs: int, steps_per_epoch: int, start: float = 30.0, end: float = 1.0,
+                max_anneal_epochs: int = 10) -> "TemperatureSchedule":
+        anneal_epochs = min(float(max_anneal_epochs), epochs / 3)
+        return cls(round(anneal_epochs * steps_per_epoch), start, end)
+
+    def __call__(self, step: int) -> float:
+        if self.anneal_steps == 0 or step >= self.anneal_steps:
+            return self.end
+        return self.start + (self.end - self.start) * step / self.anneal_steps
+
+    def __repr__(self) -> str:
+        return f"TemperatureSchedule(anneal_steps={self.anneal_steps}, start={self.start}, end={self.end})"
+
+
+class _ResetRepresentation:
+    """Forward pre-hook that zeroes the shared kernel representation (a class, so models pickle)."""
+
+    def __init__(self, state: KernelRepresentation) -> None:
+        self.state = state
+
+    def __call__(self, module, args):
+        self.state.reset()
+
+
+def bind(model: nn.Module) -> nn.Module:
+    """Give a model's ``local`` units one shared kernel representation, reset at every forward.
+
+    Model constructors call this; call it yourself on a model you assemble by hand.
+    """
+    units = [m for m in model.modules() if isinstance(m, PixelMixtureConv)]
+    if units:
+        state = KernelRepresentation()
+        for unit in units:
+            unit.shared = state
+        model.register_forward_pre_hook(_ResetRepresentation(state))
+    return model
+
+
+@torch.no_grad()
+def collect_attention(model: nn.Module, x: torch.Tensor) -> dict[str, dict[str, torch.Tensor]]:
+    """One forward in eval mode; returns ``{module_name: {kind: tensor}}`` (detached, on the CPU).
+
+    Kinds: ``kernel`` (B, K), ``channel`` (B, C_in), ``filter`` (B, C_out), ``spatial`` (B, k^d),
+    ``pixel`` (B, K, *S), ``gates`` (B, C_out), ``orientation`` (B, C_out, *S), ``se`` (B, C).
+    """
+    recorders = {n: m for n, m in model.named_modules() if isinstance(m, AttentionRecorder)}
+    was_training = model.training
+    model.eval()
+    for module in recorders.values():
+        module.record_attention = True
+        module.recorded = {}
+    try:
+        model(x)
+    finally:
+        for module in recorders.values():
+            module.record_attention = False
+        model.train(was_training)
+    result = {name: dict(m.recorded) for name, m in recorders.items() if m.recorded}
+    for module in recorders.values():
+        module.recorded = {}
+    return result
