@@ -1,0 +1,172 @@
+"""Parameters and multiply-accumulates (MACs) that see inside dynamic layers.
+
+Convention (after the ODConv authors): a layer costs its convolution with the per-sample kernel,
+plus its attention branches (their FC/1x1 layers), plus one MAC per kernel weight and per kernel for
+each attention that modulates the weights (kernel aggregation, spatial attention), plus one MAC per
+element for each attention applied to a feature map. Normalisation, activations and pooling are not
+counted. FLOPs = 2 x MACs; the two are different numbers, and dynlab always names which it prints.
+
+Plain hook counters (thop as it comes) only know ``nn.Conv*``/``nn.Linear`` and count the functional
+convolution inside a dynamic unit as zero. ``profile`` asks each dynlab unit for its own MACs
+(``unit.macs(x, y)``); ``thop_custom_ops()`` teaches thop the same.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .layers import AttentionRecorder, GatedConv
+
+
+@dataclass(frozen=True)
+class Profile:
+    params: int
+    macs: int
+    macs_executed: int | None = None  # only for models with ``hard`` units: MACs at the measured open rate
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.macs
+
+
+def _conv_macs(module: nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
+    return y.numel() * (module.in_channels // module.groups) * int(torch.tensor(module.kernel_size).prod())
+
+
+def _linear_macs(module: nn.Linear, x: torch.Tensor, y: torch.Tensor) -> int:
+    return y.numel() * module.in_features
+
+
+def module_macs(module: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[int, int]:
+    """(MACs, executed MACs) a module does itself, its children excluded."""
+    if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+        macs = _conv_macs(module, x, y)
+    elif isinstance(module, nn.Linear):
+        macs = _linear_macs(module, x, y)
+    elif isinstance(module, AttentionRecorder) and hasattr(module, "macs"):
+        macs = module.macs(x, y)
+        if isinstance(module, GatedConv):
+            return macs, module.executed_macs(x, y)
+    else:
+        macs = 0
+    return macs, macs
+
+
+def _example_input(model: nn.Module, input_shape) -> torch.Tensor:
+    if isinstance(input_shape, torch.Tensor):
+        return input_shape
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    shape = tuple(int(s) for s in input_shape)
+    if len(shape) < 3:
+        raise ValueError(f"input_shape includes the batch: (batch, channels, length) or (batch, channels, H, W), "
+                         f"got {shape}")
+    return torch.randn(shape, generator=torch.Generator().manual_seed(0)).to(device)
+
+
+@torch.no_grad()
+def count(model: nn.Module, x: torch.Tensor) -> tuple[int, int]:
+    """(MACs, executed MACs) of one forward of ``model`` on ``x`` (eval mode, no gradients)."""
+    totals = [0, 0]
+
+    def hook(module, inputs, output):
+        macs, executed = module_macs(module, inputs[0], output)
+        totals[0] += macs
+        totals[1] += executed
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()]
+    was_training = model.training
+    model.eval()
+    try:
+        model(x)
+    finally:
+        model.train(was_training)
+        for h in handles:
+            h.remove()
+    return totals[0], totals[1]
+
+
+def profile(model: nn.Module, input_shape) -> Profile:
+    """Parameters and MACs of ``model`` for an input of ``input_shape`` (batch included) or a given tensor.
+
+    ``macs_executed`` is set for models with ``hard`` units: closed channels cost nothing, at the
+    open rate measured on this input.
+    """
+    x = _example_input(model, input_shape)
+    macs, executed = count(model, x)
+    has_gates = any(isinstance(m, GatedConv) for m in model.modules())
+    params = sum(p.numel() for p in model.parameters())
+    return Profile(params=params, macs=int(macs), macs_executed=int(executed) if has_gates else None)
+
+
+def _zero(module, inputs, output):
+    module.total_ops += 0
+
+
+def thop_custom_ops() -> dict[type, object]:
+    """``custom_ops`` for ``thop.profile`` that count dynlab units (and nothing for norms and pools).
+
+    ``thop.profile(model, inputs=(x,), custom_ops=thop_custom_ops())`` then agrees with ``profile``.
+    """
+    from . import layers
+
+    def unit_op(module, inputs, output):
+        # thop does not descend into a module it has a counter for, so count the unit's children too
+        module.total_ops += count(module, inputs[0])[0]
+
+    units = {layers.StaticConv, layers.GatedConv, layers.DynamicConv, layers.ODConv, layers.PixelMixtureConv,
+             layers.OrientedConv, layers.SqueezeExcite}
+    ops = {cls: unit_op for cls in units}
+    for cls in (nn.BatchNorm1d, nn.BatchNorm2d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AvgPool2d):
+        ops[cls] = _zero
+    return ops
+
+
+#: the settings ``dynlab flops`` reports: (label, model factory, input shape with batch 1)
+def table_settings(num_classes_tiny: int = 200):
+    from .models import resnet18, segmentation_model, tsresnet
+
+    return [
+        ("classification 64x64, small stem (Tiny ImageNet)", lambda v: resnet18(v, num_classes_tiny, stem="small"),
+         (1, 3, 64, 64)),
+        ("classification 224x224, ImageNet stem (the seed's setting)", lambda v: resnet18(v, num_classes_tiny),
+         (1, 3, 224, 224)),
+        ("segmentation 256x256, DeepLabV3 head (VOC, 21 classes)", lambda v: segmentation_model(v, 21),
+         (1, 3, 256, 256)),
+        ("time series, TS-ResNet, length 176 (Adiac, 37 classes)", lambda v: tsresnet(v, 37), (1, 1, 176)),
+    ]
+
+
+def table(variants=None, settings=None) -> list[dict]:
+    """One row per setting and variant: params, MACs, FLOPs and the MAC ratio to ``base``."""
+    from . import layers
+
+    variants = list(variants or layers.names())
+    rows = []
+    for label, factory, shape in settings or table_settings():
+        base_macs = None
+        for variant in ["base"] + [v for v in variants if v != "base"]:
+            torch.manual_seed(0)
+            result = profile(factory(variant), shape)
+            base_macs = base_macs or result.macs
+            if variant in variants:
+                rows.append({"setting": label, "variant": variant, "params": result.params, "macs": result.macs,
+                             "flops": result.flops, "macs_executed": result.macs_executed,
+                             "mac_ratio": result.macs / base_macs})
+    return rows
+
+
+def format_table(rows: list[dict]) -> str:
+    """Markdown table; M = 10^6, G = 10^9; MACs are multiply-accumulates and FLOPs = 2 x MACs."""
+    lines = []
+    setting = None
+    for row in rows:
+        if row["setting"] != setting:
+            setting = row["setting"]
+            lines += ["", f"### {setting} (per image/series, batch 1)", "",
+                      "| variant | params (M) | MACs (G) | FLOPs (G) = 2 x MACs | MACs / base |",
+                      "| --- | ---: | ---: | ---: | ---: |"]
+        lines.append(f"| {row['variant']} | {row['params'] / 1e6:.2f} | {row['macs'] / 1e9:.3f} | "
+                     f"{row['flops'] / 1e9:.3f} | {row['mac_ratio']:.2f} |")
+    return "\n".join(lines).lstrip("\n")

@@ -1,0 +1,121 @@
+"""ResNet-18 with a pluggable conv unit, for images (dim=2) and series (dim=1).
+
+Written after torchvision's ``resnet.py``: the same BasicBlock and stage layout, except that the
+block's two 3x3 convolutions come from ``dynlab.layers.build(variant, ...)`` and an optional
+post-block attention (``global``'s squeeze-and-excitation) sits after the block's last BN, before the
+residual add. The stem and the 1x1 downsample convolutions stay static, as in the ODConv reference.
+"""
+from __future__ import annotations
+
+from torch import nn
+
+from .. import layers
+from ..layers._unit import check_dim
+
+_CONV = {1: nn.Conv1d, 2: nn.Conv2d}
+_BN = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d}
+_MAXPOOL = {1: nn.MaxPool1d, 2: nn.MaxPool2d}
+_AVGPOOL = {1: nn.AdaptiveAvgPool1d, 2: nn.AdaptiveAvgPool2d}
+STEMS = ("imagenet", "small")
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, variant, in_channels, channels, stride=1, dilation=1, dim=2, unit_options=None,
+                 post_options=None):
+        super().__init__()
+        unit_options = unit_options or {}
+        self.conv1 = layers.build(variant, in_channels, channels, 3, dim=dim, stride=stride, padding=dilation,
+                                  dilation=dilation, **unit_options)
+        self.bn1 = _BN[dim](channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = layers.build(variant, channels, channels, 3, dim=dim, padding=dilation, dilation=dilation,
+                                  **unit_options)
+        self.bn2 = _BN[dim](channels)
+        self.attention = layers.build_post_block(variant, channels, **(post_options or {})) or nn.Identity()
+        self.downsample = None
+        if stride != 1 or in_channels != channels:
+            self.downsample = nn.Sequential(
+                _CONV[dim](in_channels, channels, 1, stride=stride, bias=False), _BN[dim](channels)
+            )
+
+    def forward(self, x):
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.attention(self.bn2(self.conv2(out)))
+        return self.relu(out + identity)
+
+
+class ResNet(nn.Module):
+    """BasicBlock ResNet ([2, 2, 2, 2] blocks is ResNet-18)."""
+
+    def __init__(self, variant="base", num_classes=1000, dim=2, in_channels=3, stem="imagenet", width=64,
+                 dropout=0.2, blocks=(2, 2, 2, 2), dilate_last=False, **unit_options):
+        super().__init__()
+        check_dim(dim)
+        if stem not in STEMS:
+            raise ValueError(f"stem must be one of {STEMS}, got {stem!r}")
+        if width < 1 or num_classes < 1:
+            raise ValueError(f"width and num_classes must be positive, got width={width}, num_classes={num_classes}")
+        unit, post = layers.split_options(variant, unit_options)
+        self.variant, self.dim, self.stem_kind = variant, dim, stem
+        if stem == "imagenet":
+            self.conv1 = _CONV[dim](in_channels, width, 7, stride=2, padding=3, bias=False)
+            self.maxpool = _MAXPOOL[dim](3, stride=2, padding=1)
+        else:
+            self.conv1 = _CONV[dim](in_channels, width, 3, stride=1, padding=1, bias=False)
+            self.maxpool = nn.Identity()
+        self.bn1 = _BN[dim](width)
+        self.relu = nn.ReLU(inplace=True)
+        stages, channels = [], width
+        for index, count in enumerate(blocks):
+            out_channels = width * 2 ** index
+            last = index == len(blocks) - 1
+            stride = 1 if index == 0 or (last and dilate_last) else 2
+            dilation = 2 if last and dilate_last else 1
+            stage = [BasicBlock(variant, channels, out_channels, stride, 1, dim, unit, post)]
+            stage += [BasicBlock(variant, out_channels, out_channels, 1, dilation, dim, unit, post)
+                      for _ in range(count - 1)]
+            stages.append(nn.Sequential(*stage))
+            channels = out_channels
+        self.layer1, self.layer2, self.layer3, self.layer4 = stages
+        self.out_channels = channels
+        self.avgpool = _AVGPOOL[dim](1)
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(channels, num_classes)
+        self._init_weights()
+        layers.bind(self)
+
+    def _init_weights(self):
+        for m in self.modules():
+            if isinstance(m, (nn.Conv1d, nn.Conv2d)):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def check_input(self, x):
+        expected = self.dim + 2
+        if x.dim() != expected:
+            axes = "length" if self.dim == 1 else "height, width"
+            raise ValueError(f"{type(self).__name__} (dim={self.dim}) expects input (batch, channels, {axes}), "
+                             f"got shape {tuple(x.shape)}")
+
+    def features(self, x):
+        """Feature maps after layer4 (before pooling)."""
+        self.check_input(x)
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
+    def forward(self, x):
+        return self.fc(self.dropout(self.avgpool(self.features(x)).flatten(1)))
+
+
+def resnet18(variant="base", num_classes=1000, dim=2, in_channels=3, stem="imagenet", width=64, dropout=0.2,
+             **unit_options) -> ResNet:
+    """BasicBlock ResNet-18 whose 3x3 block convolutions are ``variant``'s conv unit.
+
+    ``stem="imagenet"``: 7x7 stride-2 convolution and max-pool (224x224 as in the seed, or 64x64).
+    ``stem="small"``: 3x3 stride-1 convolution, no max-pool (32x32 and 64x64 inputs).
+    ``width`` scales every stage (64 is ResNet-18; the quick profile uses a narrower network).
+    """
+    return ResNet(variant, num_classes, dim, in_channels, stem, width, dropout, **unit_options)
