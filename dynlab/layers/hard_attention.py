@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ._unit import ConvUnit, global_average, single_kernel, spread
+from .mixing import output_shape
 
 
 class GatedConv(ConvUnit):
@@ -41,7 +42,9 @@ class GatedConv(ConvUnit):
         self._record(gates=hard)
         self.last_open_rate = float(hard.mean())
         if self.training:
-            gates = hard + soft - soft.detach()  # straight-through: value hard, gradient of sigmoid
+            # straight-through: value hard, gradient of sigmoid. (hard - s) + s is exactly 0 or 1 (hard = 1
+            # only when s > 0.5, where 1 - s is exact); hard + s - s would round open gates off 1.
+            gates = hard - soft.detach() + soft
             self.aux_term = self.budget_weight * (gates.mean() - self.budget) ** 2
             return self.conv(x, self.weight, self.bias) * spread(gates, self.dim)
         self.aux_term = None
@@ -50,6 +53,8 @@ class GatedConv(ConvUnit):
     def _executed_forward(self, x: torch.Tensor, hard: torch.Tensor) -> torch.Tensor:
         """Convolve only the output channels that are open for at least one sample."""
         used = hard.amax(dim=0) > 0
+        if not bool(used.any()):  # every channel closed: nothing to compute
+            return x.new_zeros(x.shape[0], self.out_channels, *output_shape(self, x))
         if self.groups != 1 or bool(used.all()):
             return self.conv(x, self.weight, self.bias) * spread(hard, self.dim)
         index = used.nonzero().squeeze(1)

@@ -26,6 +26,10 @@ class KernelRepresentation:
     def reset(self) -> None:
         self.value = None
 
+    def __getstate__(self) -> dict:
+        # the value is transient (and a non-leaf tensor after a forward, which deepcopy refuses)
+        return {"value": None}
+
 
 class PixelMixtureConv(ConvUnit):
     uses_temperature = True

@@ -100,7 +100,7 @@ def collect_attention(model: nn.Module, x: torch.Tensor) -> dict[str, dict[str, 
     ``pixel`` (B, K, *S), ``gates`` (B, C_out), ``orientation`` (B, C_out, *S), ``se`` (B, C).
     """
     recorders = {n: m for n, m in model.named_modules() if isinstance(m, AttentionRecorder)}
-    was_training = model.training
+    modes = {m: m.training for m in model.modules()}  # each module's own mode (frozen parts may be in eval)
     model.eval()
     for module in recorders.values():
         module.record_attention = True
@@ -110,7 +110,8 @@ def collect_attention(model: nn.Module, x: torch.Tensor) -> dict[str, dict[str, 
     finally:
         for module in recorders.values():
             module.record_attention = False
-        model.train(was_training)
+        for module, training in modes.items():
+            module.training = training
     result = {name: dict(m.recorded) for name, m in recorders.items() if m.recorded}
     for module in recorders.values():
         module.recorded = {}
