@@ -6,9 +6,11 @@ each attention that modulates the weights (kernel aggregation, spatial attention
 element for each attention applied to a feature map. Normalisation, activations and pooling are not
 counted. FLOPs = 2 x MACs; the two are different numbers, and dynlab always names which it prints.
 
-Plain hook counters (thop as it comes) only know ``nn.Conv*``/``nn.Linear`` and count the functional
-convolution inside a dynamic unit as zero. ``profile`` asks each dynlab unit for its own MACs
-(``unit.macs(x, y)``); ``thop_custom_ops()`` teaches thop the same.
+Plain hook counters only know ``nn.Conv*``/``nn.Linear``: older thop counts the functional convolution
+inside a dynamic unit as zero, and thop 2.2 counts whatever algorithm happened to run (4 convolutions
+for a dense K = 4 path), not the layer's cost. ``profile`` asks each dynlab unit for its own MACs
+(``unit.macs(x, y)``) and counts functional products elsewhere at the dispatcher; ``thop_custom_ops()``
+teaches thop the same convention.
 """
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import flop_registry
 
 from .layers import AttentionRecorder, GatedConv
 
@@ -65,26 +69,60 @@ def _example_input(model: nn.Module, input_shape) -> torch.Tensor:
     return torch.randn(shape, generator=torch.Generator().manual_seed(0)).to(device)
 
 
+class _FunctionalCounter(TorchDispatchMode):
+    """Counts matrix products and convolutions that run outside any module with a counting rule.
+
+    This is how a functional ``F.conv2d`` inside a user's own module is seen: modules with a rule
+    (convolutions, linear layers, dynlab units) count themselves, and everything they run is skipped
+    here while ``depth`` > 0. Formulas come from ``torch.utils.flop_counter`` (FLOPs; halved to MACs).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.depth = 0
+        self.macs = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        packet = func._overloadpacket
+        if self.depth == 0 and packet in flop_registry:
+            self.macs += int(flop_registry[packet](*args, **kwargs, out_val=out)) // 2
+        return out
+
+
+def _has_rule(module: nn.Module) -> bool:
+    return isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)) or (
+        isinstance(module, AttentionRecorder) and hasattr(module, "macs"))
+
+
 @torch.no_grad()
 def count(model: nn.Module, x: torch.Tensor) -> tuple[int, int]:
     """(MACs, executed MACs) of one forward of ``model`` on ``x`` (eval mode, no gradients)."""
     totals = [0, 0]
+    functional = _FunctionalCounter()
 
-    def hook(module, inputs, output):
+    def enter(module, inputs):
+        functional.depth += 1
+
+    def leave(module, inputs, output):
+        functional.depth -= 1
         macs, executed = module_macs(module, inputs[0], output)
         totals[0] += macs
         totals[1] += executed
 
-    handles = [m.register_forward_hook(hook) for m in model.modules()]
+    ruled = [m for m in model.modules() if _has_rule(m)]
+    handles = [m.register_forward_pre_hook(enter) for m in ruled] + [m.register_forward_hook(leave) for m in ruled]
     was_training = model.training
     model.eval()
     try:
-        model(x)
+        with functional:
+            model(x)
     finally:
         model.train(was_training)
         for h in handles:
             h.remove()
-    return totals[0], totals[1]
+    return totals[0] + functional.macs, totals[1] + functional.macs
 
 
 def profile(model: nn.Module, input_shape) -> Profile:
@@ -112,12 +150,16 @@ def thop_custom_ops() -> dict[type, object]:
     from . import layers
 
     def unit_op(module, inputs, output):
-        # thop does not descend into a module it has a counter for, so count the unit's children too
-        module.total_ops += count(module, inputs[0])[0]
+        # thop adds every module's own count; a unit's children (FC layers) have rules of their own
+        module.total_ops += module.macs(inputs[0], output)
+
+    def conv_op(module, inputs, output):
+        module.total_ops += _conv_macs(module, inputs[0], output)  # thop would add one MAC per bias
 
     units = {layers.StaticConv, layers.GatedConv, layers.DynamicConv, layers.ODConv, layers.PixelMixtureConv,
              layers.OrientedConv, layers.SqueezeExcite}
     ops = {cls: unit_op for cls in units}
+    ops.update({nn.Conv1d: conv_op, nn.Conv2d: conv_op})
     for cls in (nn.BatchNorm1d, nn.BatchNorm2d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AvgPool2d):
         ops[cls] = _zero
     return ops
