@@ -1,0 +1,249 @@
+"""Pictures: training curves, attention maps, captum attributions, segmentation overlays, study plots.
+
+Every function returns a matplotlib ``Figure`` (closed to pyplot, so nothing is shown twice), which a
+notebook displays and a script saves with ``fig.savefig``. Nothing here needs a screen.
+"""
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+#: colours for segmentation classes (0 = background); the ignore label 255 is drawn white
+SEGMENTATION_COLOURS = np.array(
+    [[0, 0, 0], [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48], [145, 30, 180],
+     [70, 240, 240], [240, 50, 230], [210, 245, 60], [250, 190, 212], [0, 128, 128], [220, 190, 255],
+     [170, 110, 40], [255, 250, 200], [128, 0, 0], [170, 255, 195], [128, 128, 0], [255, 215, 180],
+     [0, 0, 128], [128, 128, 128]], dtype=np.uint8)
+
+ORIENTATION_NAMES = {2: ["0°", "90°", "180°", "270°"], 1: ["forward", "reversed"]}
+
+
+def _figure(rows: int = 1, cols: int = 1, size: tuple[float, float] | None = None):
+    fig, axes = plt.subplots(rows, cols, figsize=size or (4 * cols, 3.2 * rows), squeeze=False)
+    plt.close(fig)
+    return fig, axes
+
+
+def figure_png(fig) -> bytes:
+    """PNG bytes of a figure (what widgets and reports embed)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def _records(history) -> list[dict]:
+    if isinstance(history, Mapping) and "records" in history:
+        return list(history["records"])
+    return [dict(r) for r in history]
+
+
+def plot_history(history, title: str = "") -> "plt.Figure":
+    """Loss and metric per epoch, training and validation (a ``History`` or a list of epoch records)."""
+    records = _records(history)
+    epochs = [r["epoch"] for r in records]
+    fig, axes = _figure(1, 2, (9, 3.2))
+    for ax, what in zip(axes[0], ("loss", "metric")):
+        for split, style in (("train", "-"), ("val", "--")):
+            key = f"{split}_{what}"
+            values = [r.get(key) for r in records]
+            if any(v is not None for v in values):
+                ax.plot(epochs, [np.nan if v is None else v for v in values], style, marker="o", label=split)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(what if what == "loss" else (records[0].get("metric_name", "metric") if records else what))
+        ax.grid(alpha=0.3)
+        ax.legend()
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def _as_image(x: torch.Tensor) -> np.ndarray:
+    """(C, H, W) float -> (H, W, 3) in [0, 1], rescaled per image for display."""
+    x = x.detach().float().cpu()
+    if x.shape[0] == 1:
+        x = x.expand(3, *x.shape[1:])
+    x = x[:3].permute(1, 2, 0).numpy()
+    low, high = x.min(), x.max()
+    return (x - low) / (high - low + 1e-8)
+
+
+def draw_input(ax, x: torch.Tensor, title: str = "input") -> None:
+    """An image (C, H, W) or a series (1, L)."""
+    if x.dim() == 2:
+        ax.plot(x[0].detach().cpu().numpy(), color="black", lw=1)
+        ax.set_xlabel("time step")
+    else:
+        ax.imshow(_as_image(x))
+        ax.axis("off")
+    ax.set_title(title)
+
+
+def attention_summary(kinds: Mapping[str, torch.Tensor], sample: int = 0) -> tuple[str, np.ndarray]:
+    """One array that shows a unit's attention for one sample, and what it shows.
+
+    Spatial kinds stay maps: ``pixel`` -> index of the strongest kernel at each position,
+    ``orientation`` -> the most frequent winning orientation over channels. Vector kinds stay vectors.
+    """
+    if "pixel" in kinds:
+        return "strongest kernel per position", kinds["pixel"][sample].argmax(0).numpy()
+    if "orientation" in kinds:
+        winners = kinds["orientation"][sample]
+        counts = torch.stack([(winners == r).sum(0) for r in range(int(winners.max()) + 1)])
+        return "most frequent winning orientation", counts.argmax(0).numpy()
+    for kind, label in (("kernel", "kernel attention"), ("spatial", "spatial attention over kernel positions"),
+                        ("gates", "open gates (output channels)"), ("se", "channel attention (SE)"),
+                        ("filter", "output-channel attention"), ("channel", "input-channel attention")):
+        if kind in kinds:
+            return label, kinds[kind][sample].numpy()
+    raise ValueError(f"no attention kinds to summarise in {sorted(kinds)}")
+
+
+def draw_attention(ax, kinds: Mapping[str, torch.Tensor], sample: int = 0, kernel_size: Sequence[int] | None = None):
+    label, values = attention_summary(kinds, sample)
+    if values.ndim == 2:
+        image = ax.imshow(values, cmap="viridis", interpolation="nearest")
+        ax.figure.colorbar(image, ax=ax, fraction=0.046)
+        ax.axis("off")
+    elif label.startswith("spatial") and kernel_size is not None and values.size == int(np.prod(kernel_size)) \
+            and len(kernel_size) == 2:
+        image = ax.imshow(values.reshape(kernel_size), cmap="viridis", vmin=0, vmax=1)
+        ax.figure.colorbar(image, ax=ax, fraction=0.046)
+    elif values.ndim == 1 and label.startswith(("strongest", "most frequent")):
+        ax.plot(values, drawstyle="steps-mid")
+        ax.set_xlabel("position")
+    else:
+        ax.bar(np.arange(values.size), values, width=1.0)
+        ax.set_xlabel("index")
+    ax.set_title(label, fontsize=9)
+
+
+def plot_attention(attention: Mapping[str, Mapping[str, torch.Tensor]], x: torch.Tensor | None = None,
+                   sample: int = 0, layers: Sequence[str] | None = None, max_layers: int = 4) -> "plt.Figure":
+    """The input and the attention of up to ``max_layers`` units (``collect_attention``'s result)."""
+    names = list(layers or attention)[:max_layers]
+    if not names:
+        raise ValueError("no attention to plot: this variant's units record none (e.g. `base`)")
+    extra = 1 if x is not None else 0
+    fig, axes = _figure(1, len(names) + extra, (3.3 * (len(names) + extra), 3.0))
+    if x is not None:
+        draw_input(axes[0, 0], x[sample])
+    for ax, name in zip(axes[0, extra:], names):
+        draw_attention(ax, attention[name], sample)
+        ax.set_title(f"{name}\n{ax.get_title()}", fontsize=8)
+    return fig
+
+
+def gradcam(model: torch.nn.Module, x: torch.Tensor, layer: torch.nn.Module, target: int | torch.Tensor | None = None):
+    """captum's LayerGradCam at ``layer``, upsampled to the input size: (B, *spatial) numpy.
+
+    For segmentation models the target is the sum of a class's logits over the image. An all-zero map
+    (ReLU removes every negative evidence) is returned as zeros, not as an error.
+    """
+    from captum.attr import LayerGradCam
+
+    model.eval()
+    x = x.detach().clone().requires_grad_(True)
+    with torch.no_grad():
+        output = model(x)
+    segmentation = output.dim() == 4
+    if target is None:
+        target = output.argmax(1) if not segmentation else output.mean(dim=(2, 3)).argmax(1)
+    forward = (lambda inp: model(inp).sum(dim=(2, 3))) if segmentation else model
+    cam = LayerGradCam(forward, layer).attribute(x, target=target, relu_attributions=True)
+    mode = "bilinear" if x.dim() == 4 else "linear"
+    cam = F.interpolate(cam.detach(), size=x.shape[2:], mode=mode, align_corners=False)
+    return cam[:, 0].cpu().numpy()
+
+
+def draw_map(ax, values: np.ndarray, x: torch.Tensor | None = None, title: str = "") -> None:
+    """A saliency map over an image (overlay) or a series (coloured line); an all-zero map is labelled."""
+    empty = not np.any(values)
+    if values.ndim == 1:
+        if x is not None:
+            series = x[0].detach().cpu().numpy()
+            ax.scatter(np.arange(series.size), series, c=values, cmap="inferno", s=6)
+            ax.plot(series, color="grey", lw=0.5)
+        else:
+            ax.plot(values)
+    else:
+        if x is not None:
+            ax.imshow(_as_image(x))
+        ax.imshow(values, cmap="inferno", alpha=0.55 if x is not None else 1.0,
+                  vmin=0, vmax=max(float(values.max()), 1e-8))
+        ax.axis("off")
+    ax.set_title(title + (" (all zero)" if empty else ""), fontsize=9)
+
+
+def plot_gradcam(model, x: torch.Tensor, layer_name: str, sample: int = 0, target=None) -> "plt.Figure":
+    layer = dict(model.named_modules())[layer_name]
+    cams = gradcam(model, x[sample:sample + 1], layer, target)
+    fig, axes = _figure(1, 2, (7, 3.0))
+    draw_input(axes[0, 0], x[sample])
+    draw_map(axes[0, 1], cams[0], x[sample], f"Grad-CAM at {layer_name}")
+    return fig
+
+
+def colourise(mask: torch.Tensor | np.ndarray) -> np.ndarray:
+    """(H, W) class indices -> (H, W, 3) uint8 colours; 255 (ignore) is white."""
+    mask = np.asarray(mask)
+    out = SEGMENTATION_COLOURS[np.clip(mask, 0, len(SEGMENTATION_COLOURS) - 1) % len(SEGMENTATION_COLOURS)]
+    out[mask == 255] = 255
+    return out
+
+
+def plot_segmentation(image: torch.Tensor, mask: torch.Tensor, prediction: torch.Tensor | None = None) -> "plt.Figure":
+    panels = 3 if prediction is not None else 2
+    fig, axes = _figure(1, panels, (3.2 * panels, 3.0))
+    draw_input(axes[0, 0], image, "image")
+    axes[0, 1].imshow(_as_image(image))
+    axes[0, 1].imshow(colourise(mask), alpha=0.6)
+    axes[0, 1].set_title("ground truth")
+    axes[0, 1].axis("off")
+    if prediction is not None:
+        axes[0, 2].imshow(_as_image(image))
+        axes[0, 2].imshow(colourise(prediction), alpha=0.6)
+        axes[0, 2].set_title("prediction")
+        axes[0, 2].axis("off")
+    return fig
+
+
+def plot_metric_per_variant(rows: Sequence[Mapping], task: str | None = None) -> "plt.Figure":
+    """Mean metric per variant (with min-max spread over seeds/folds), one panel per task."""
+    tasks = [task] if task else sorted({r["task"] for r in rows})
+    fig, axes = _figure(1, len(tasks), (4.5 * len(tasks), 3.4))
+    for ax, t in zip(axes[0], tasks):
+        selected = [r for r in rows if r["task"] == t]
+        variants = list(dict.fromkeys(r["variant"] for r in selected))
+        values = [[float(r["metric"]) for r in selected if r["variant"] == v] for v in variants]
+        means = [np.mean(v) for v in values]
+        spread = np.array([[m - min(v) for m, v in zip(means, values)], [max(v) - m for m, v in zip(means, values)]])
+        ax.bar(variants, means, yerr=spread, capsize=3, color="tab:blue")
+        ax.set_title(t)
+        ax.set_ylabel(selected[0]["metric_name"] if selected else "metric")
+        ax.tick_params(axis="x", rotation=45)
+        ax.grid(axis="y", alpha=0.3)
+    return fig
+
+
+def plot_metric_vs_macs(rows: Sequence[Mapping], task: str | None = None) -> "plt.Figure":
+    """Metric against MACs per sample (log scale), one point per variant, one panel per task."""
+    tasks = [task] if task else sorted({r["task"] for r in rows})
+    fig, axes = _figure(1, len(tasks), (4.5 * len(tasks), 3.4))
+    for ax, t in zip(axes[0], tasks):
+        selected = [r for r in rows if r["task"] == t]
+        for variant in dict.fromkeys(r["variant"] for r in selected):
+            points = [r for r in selected if r["variant"] == variant]
+            macs = float(points[0]["macs"])
+            ax.scatter(macs, np.mean([float(p["metric"]) for p in points]), label=variant)
+            ax.annotate(variant, (macs, np.mean([float(p["metric"]) for p in points])), fontsize=8)
+        ax.set_xscale("log")
+        ax.set_xlabel("MACs per sample")
+        ax.set_ylabel(selected[0]["metric_name"] if selected else "metric")
+        ax.set_title(t)
+        ax.grid(alpha=0.3)
+    return fig
