@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._unit import ConvUnit, global_average, stack_for_dense_conv, stacked_kernels, unstack_dense_output
+from ._unit import ConvUnit, global_average, stack_for_dense_conv, stacked_kernels
 
 _CONV_MODULE = {1: nn.Conv1d, 2: nn.Conv2d}
 
@@ -67,12 +67,25 @@ class PixelMixtureConv(ConvUnit):
         self.check_input(x)
         attention = self.pixel_attention(x)
         self._record(pixel=attention)
-        responses = unstack_dense_output(
-            self.conv(x, stack_for_dense_conv(self.weight, self.groups)), self.kernels, self.groups
-        )
+        return self.mix(self.conv(x, stack_for_dense_conv(self.weight, self.groups)), attention)
+
+    def mix(self, responses: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
+        """y = sum_k A_k * (R_k + b_k) for the dense output R of the K stacked kernels.
+
+        R is viewed as (B, g, K, C_out/g, *S), its natural layout (see ``stack_for_dense_conv``), and
+        accumulated over the K kernels in place (K is a small constant, not the batch): no K-times
+        larger product is materialised and nothing is transposed. The bias adds sum_k A_k b_k.
+        """
+        batch, spatial = responses.shape[0], responses.shape[2:]
+        responses = responses.reshape(batch, self.groups, self.kernels, -1, *spatial)
+        weights = attention.unsqueeze(1).unsqueeze(3)  # (B, 1, K, 1, *S)
+        out = responses[:, :, 0] * weights[:, :, 0]
+        for k in range(1, self.kernels):
+            out = out.addcmul_(responses[:, :, k], weights[:, :, k])
+        out = out.reshape(batch, self.out_channels, *spatial)
         if self.bias is not None:
-            responses = responses + self.bias.reshape(1, self.kernels, self.out_channels, *([1] * self.dim))
-        return torch.einsum("bk...,bko...->bo...", attention, responses)
+            out = out + torch.einsum("bk...,ko->bo...", attention, self.bias)
+        return out
 
     def macs(self, x: torch.Tensor, y: torch.Tensor) -> int:
         # K convolutions evaluated at every position, then one multiply-add per kernel and output element

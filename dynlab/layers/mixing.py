@@ -5,22 +5,35 @@ positions. Every path computes the same function; they differ only in speed and 
 
 - ``grouped``: aggregate one kernel per sample and run one convolution with the batch as groups
   (the textbook trick of Chen et al. and the ODConv reference; slow on CPUs for deep layers).
-- ``dense``: run the K static kernels as one dense convolution and mix the K outputs with ``a``.
-  Costs K convolutions, but plain dense ones; wins when K is small against the spatial size.
-- ``unfold``: unfold the input once (im2col), fold the spatial attention into the columns, then
-  either multiply by the shared kernel (K = 1) or by per-sample aggregated kernels in a batched
-  matrix product.
+- ``dense``: run the K static kernels as one dense convolution (K x C_out output channels) and mix
+  the K outputs with ``a``. Costs K convolutions, but plain dense ones that run at full speed; wins
+  when K is small against the number of output positions. Without spatial attention only.
+- ``unfold``: unfold the input once (im2col), fold the spatial attention into the columns (or into
+  the kernels, whichever is smaller), and multiply every sample's columns by its own aggregated
+  kernel in one batched matrix product. One convolution's MACs plus the B x K x weights aggregation.
+- ``unfold_dense``: unfold the input, fold the spatial attention into the columns, and multiply the
+  columns of the whole batch by the K shared kernels as *one* large matrix product (the weights are
+  read once, not once per sample), then mix. For tiny maps (deep layers) this is the fast path.
 
-``auto`` picks by a cost model on the shapes; see ``choose_path``.
+With K = 1 ``unfold`` and ``unfold_dense`` are the same algorithm (one shared kernel, no aggregation).
+``auto`` picks by a cost model on the shapes; see ``choose_path``. The kernel aggregation is one
+matrix product (B, K) x (K, weights), and the spatial attention is applied once to the aggregated
+kernel, so no B x K x weights tensor is ever materialised.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from ._unit import ConvUnit, stack_for_dense_conv, unstack_dense_output
+from ._unit import ConvUnit, stack_for_dense_conv
 
 PATHS = ("auto", "grouped", "dense", "unfold", "unfold_dense")
+
+#: Cost-model weights, calibrated on a 2-core x86 CPU (benchmarks/unit_paths.py): how many plain
+#: convolution MACs one MAC of each kind of work costs, forward and backward together.
+AGGREGATION_COST = 6.0  # kernel aggregation: memory-bound (writes B x weights), not a GEMM
+BATCHED_COST = 1.5  # per-sample matrix products over the unfolded input (incl. im2col and its backward)
+UNFOLD_DENSE_COST = 1.3  # one large matrix product over the unfolded input of the whole batch
 
 
 def output_shape(unit: ConvUnit, x: torch.Tensor) -> tuple[int, ...]:
@@ -30,21 +43,32 @@ def output_shape(unit: ConvUnit, x: torch.Tensor) -> tuple[int, ...]:
     )
 
 
-def choose_path(unit: ConvUnit, x: torch.Tensor, kernels: int, has_spatial: bool) -> str:
-    """Cost model: MAC-like work of each exact path, with weights for how well each runs.
+def path_costs(unit: ConvUnit, x: torch.Tensor, kernels: int, has_spatial: bool) -> dict[str, float]:
+    """Estimated cost, in plain-convolution MACs per sample, of each applicable exact path.
 
-    ``dense`` needs K convolutions; ``unfold`` needs one convolution done as a batched product plus
-    the per-sample kernel aggregation (B x K x weights). Both ignore the common attention cost.
+    With P output positions and w weights per kernel one convolution is P w MACs. ``dense`` and
+    ``unfold_dense`` do K convolutions; ``unfold`` does one plus the aggregation (K w). The weights
+    above say how fast each kind of work runs against a plain convolution on a CPU.
     """
     positions = 1
     for n in output_shape(unit, x):
         positions *= n
-    if kernels == 1:
-        return "unfold" if has_spatial else "dense"
-    if has_spatial:
-        # dense over spatially modulated columns vs per-sample kernels
-        return "unfold_dense" if kernels * positions <= 2 * (kernels + positions) else "unfold"
-    return "dense" if kernels * positions <= 2 * (kernels + positions) else "unfold"
+    weights = unit.out_channels * (unit.in_channels // unit.groups) * unit.kernel_volume
+    conv = positions * weights
+    aggregation = kernels * weights if kernels > 1 else 0
+    costs = {"unfold": BATCHED_COST * conv + AGGREGATION_COST * aggregation + (weights if has_spatial else 0)}
+    costs["unfold_dense"] = UNFOLD_DENSE_COST * kernels * conv
+    if not has_spatial:
+        costs["dense"] = kernels * conv
+    return costs
+
+
+def choose_path(unit: ConvUnit, x: torch.Tensor, kernels: int, has_spatial: bool) -> str:
+    """The cheapest path by ``path_costs`` (a plain convolution when there is nothing to aggregate)."""
+    if kernels == 1 and not has_spatial:
+        return "dense"
+    costs = path_costs(unit, x, kernels, has_spatial)
+    return min(costs, key=costs.get)
 
 
 def mix_kernels_per_sample(
@@ -69,24 +93,43 @@ def mix_kernels_per_sample(
         return _grouped(unit, x, kernels, attention, spatial)
     if path == "dense" and spatial is None:
         return _dense(unit, x, kernels, attention)
-    if path in ("unfold", "unfold_dense", "dense"):
-        return _unfold(unit, x, kernels, attention, spatial, dense=path != "unfold" or count == 1)
+    if path in ("unfold_dense", "dense") or (path == "unfold" and (count == 1 or attention is None)):
+        return _unfold_dense(unit, x, kernels, attention, spatial)
+    if path == "unfold":
+        return _unfold_batched(unit, x, kernels, attention, spatial)
     raise ValueError(f"path must be one of {PATHS}, got {path!r}")
 
 
-def _aggregate(kernels, attention, spatial, dim):
-    """Per-sample kernels (B, C_out, C_in/g, *k)."""
-    weights = kernels.unsqueeze(0)  # (1, K, C_out, C_in/g, *k)
-    if spatial is not None:
-        weights = weights * spatial.reshape(spatial.shape[0], 1, 1, 1, *kernels.shape[3:])
+def _aggregate(kernels, attention, spatial):
+    """Per-sample kernels (B, C_out, C_in/g, *k), or (1, ...) when nothing depends on the sample.
+
+    sum_k a_bk (s_b * W_k) = s_b * sum_k a_bk W_k: one (B, K) x (K, weights) product, then s_b.
+    """
+    count = kernels.shape[0]
     if attention is None:
-        return weights[:, 0]
-    return torch.einsum("bk,bk...->b...", attention, weights.expand(attention.shape[0], *weights.shape[1:]))
+        weights = kernels[:1]
+    else:
+        weights = (attention @ kernels.reshape(count, -1)).reshape(attention.shape[0], *kernels.shape[1:])
+    if spatial is not None:
+        weights = weights * spatial.reshape(spatial.shape[0], 1, 1, *kernels.shape[3:])
+    return weights
+
+
+def mix_responses(responses: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
+    """sum_k a[b, k] r[b, g, k, ...] for r laid out (B, g, K, ...): one batched (1 x K) x (K x N) product.
+
+    The layout is the one a dense convolution with ``stack_for_dense_conv`` kernels produces, so
+    the K responses are mixed without transposing them. Returns (B, g * rest).
+    """
+    batch, groups, count = responses.shape[:3]
+    r = responses.reshape(batch * groups, count, -1)
+    a = attention.repeat_interleave(groups, dim=0) if groups > 1 else attention
+    return torch.bmm(a.unsqueeze(1).to(r.dtype), r).reshape(batch, -1)
 
 
 def _grouped(unit, x, kernels, attention, spatial):
     batch = x.shape[0]
-    weights = _aggregate(kernels, attention, spatial, unit.dim)
+    weights = _aggregate(kernels, attention, spatial)
     weights = weights.expand(batch, *weights.shape[1:]) if weights.shape[0] == 1 else weights
     out = unit.conv(
         x.reshape(1, batch * unit.in_channels, *x.shape[2:]),
@@ -101,39 +144,109 @@ def _dense(unit, x, kernels, attention):
     if count == 1:
         out = unit.conv(x, kernels[0])
         return out if attention is None else out * attention.reshape(-1, 1, *([1] * unit.dim))
-    out = unstack_dense_output(unit.conv(x, stack_for_dense_conv(kernels, unit.groups)), count, unit.groups)
-    return torch.einsum("bk,bk...->b...", attention, out)
+    out = unit.conv(x, stack_for_dense_conv(kernels, unit.groups))  # (B, g * K * C_out/g, *S)
+    batch, spatial = out.shape[0], out.shape[2:]
+    mixed = mix_responses(out.reshape(batch, unit.groups, count, -1), attention)
+    return mixed.reshape(batch, unit.out_channels, *spatial)
 
 
-def unfold(unit: ConvUnit, x: torch.Tensor) -> torch.Tensor:
-    """im2col for 1D and 2D: (B, C_in, *S) -> (B, C_in * prod(k), L)."""
+class _Im2col(torch.autograd.Function):
+    """im2col of a 2D input as one strided copy, and its exact adjoint as k^2 strided in-place adds.
+
+    Same values as ``F.unfold`` (and the same gradient as ``F.fold``), but each direction is a few
+    large memory-bound kernels: ``F.unfold``/``F.fold`` on CPU take several times longer, and slow
+    down badly on a busy machine. ``batch_inner`` lays the columns out (C k^2, B, L) instead of
+    (B, C k^2, L), ready for one matrix product over the whole batch.
+    """
+
+    @staticmethod
+    def forward(ctx, x, kernel_size, dilation, padding, stride, batch_inner):
+        (kh, kw), (dh, dw), (ph, pw), (sh, sw) = kernel_size, dilation, padding, stride
+        xp = F.pad(x, (pw, pw, ph, ph))
+        batch, channels, hp, wp = xp.shape
+        ho, wo = (hp - dh * (kh - 1) - 1) // sh + 1, (wp - dw * (kw - 1) - 1) // sw + 1
+        b_, c_, h_, w_ = xp.stride()
+        view = xp.as_strided((batch, channels, kh, kw, ho, wo), (b_, c_, dh * h_, dw * w_, sh * h_, sw * w_))
+        ctx.geometry = (x.shape, (hp, wp), (ho, wo), kernel_size, dilation, padding, stride, batch_inner)
+        if batch_inner:
+            return view.permute(1, 2, 3, 0, 4, 5).reshape(channels * kh * kw, batch, ho * wo)
+        return view.reshape(batch, channels * kh * kw, ho * wo)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        shape, (hp, wp), (ho, wo), (kh, kw), (dh, dw), (ph, pw), (sh, sw), batch_inner = ctx.geometry
+        batch, channels, h, w = shape
+        if batch_inner:
+            grad = grad.reshape(channels, kh, kw, batch, ho, wo).permute(3, 0, 1, 2, 4, 5)
+        else:
+            grad = grad.reshape(batch, channels, kh, kw, ho, wo)
+        padded = grad.new_zeros(batch, channels, hp, wp)
+        for i in range(kh):
+            for j in range(kw):
+                padded[:, :, i * dh:i * dh + sh * (ho - 1) + 1:sh, j * dw:j * dw + sw * (wo - 1) + 1:sw] += grad[:, :, i, j]
+        return padded[:, :, ph:ph + h, pw:pw + w], None, None, None, None, None
+
+
+def unfold(unit: ConvUnit, x: torch.Tensor, batch_inner: bool = False) -> torch.Tensor:
+    """im2col for 1D and 2D: (B, C_in, *S) -> (B, C_in * prod(k), L), or (C_in * prod(k), B, L)."""
     if unit.dim == 2:
-        return F.unfold(x, unit.kernel_size, unit.dilation, unit.padding, unit.stride)
-    return F.unfold(
-        x.unsqueeze(2), (1, *unit.kernel_size), (1, *unit.dilation), (0, *unit.padding), (1, *unit.stride)
+        return _Im2col.apply(x, unit.kernel_size, unit.dilation, unit.padding, unit.stride, batch_inner)
+    return _Im2col.apply(
+        x.unsqueeze(2), (1, *unit.kernel_size), (1, *unit.dilation), (0, *unit.padding), (1, *unit.stride), batch_inner
     )
 
 
-def _unfold(unit, x, kernels, attention, spatial, dense: bool):
+def _columns(unit, x, spatial):
+    """Unfolded input (B, g, C_in/g * k^d, L), with the spatial attention folded in when given."""
+    batch = x.shape[0]
+    cols = unfold(unit, x)
+    positions = cols.shape[-1]
+    if spatial is not None:
+        volume = unit.kernel_volume
+        cols = cols.reshape(batch, unit.in_channels, volume, positions) * spatial.reshape(batch, 1, volume, 1)
+    return cols.reshape(batch, unit.groups, -1, positions)
+
+
+def _batch_columns(unit, x, spatial):
+    """Unfolded input of the whole batch as (g, C_in/g * k^d, B * L), spatial attention folded in."""
+    batch = x.shape[0]
+    cols = unfold(unit, x, batch_inner=True)  # (C_in * k^d, B, L)
+    positions = cols.shape[-1]
+    if spatial is not None:
+        volume = unit.kernel_volume
+        cols = cols.reshape(unit.in_channels, volume, batch, positions) * spatial.t().reshape(1, volume, batch, 1)
+    return cols.reshape(unit.groups, -1, batch * positions)
+
+
+def _unfold_dense(unit, x, kernels, attention, spatial):
+    """All samples' columns times the K shared kernels as one (per group) matrix product, then mix."""
     batch = x.shape[0]
     count, c_out = kernels.shape[:2]
     groups = unit.groups
-    volume = unit.kernel_volume
-    cols = unfold(unit, x)  # (B, C_in * k^d, L)
-    positions = cols.shape[-1]
-    if spatial is not None:
-        cols = (cols.reshape(batch, unit.in_channels, volume, positions) * spatial.reshape(batch, 1, volume, 1))
-    cols = cols.reshape(batch, groups, -1, positions)  # (B, g, C_in/g * k^d, L)
-    if dense:
-        # (g, K * C_out/g, C_in/g * k^d) @ (B, g, C_in/g * k^d, L) -> (B, g, K * C_out/g, L)
-        w = kernels.reshape(count, groups, c_out // groups, -1).transpose(0, 1).reshape(groups, -1, cols.shape[2])
-        out = torch.matmul(w, cols).reshape(batch, groups, count, c_out // groups, positions)
-        if attention is None:
-            out = out[:, :, 0]
-        else:
-            out = torch.einsum("bk,bgkol->bgol", attention, out)
+    cols = _batch_columns(unit, x, spatial)  # (g, D, B * L)
+    depth, positions = cols.shape[1], cols.shape[2] // batch
+    w = kernels.reshape(count, groups, c_out // groups, depth).transpose(0, 1).reshape(groups, -1, depth)
+    out = torch.bmm(w, cols).reshape(groups, count, c_out // groups, batch, positions)
+    out = out.permute(3, 0, 1, 2, 4)  # (B, g, K, C_out/g, L)
+    if attention is None:
+        out = out[:, :, 0].reshape(batch, c_out * positions)
     else:
-        weights = _aggregate(kernels, attention, None, unit.dim)  # (B, C_out, C_in/g, *k)
-        weights = weights.reshape(batch, groups, c_out // groups, -1)
-        out = torch.matmul(weights, cols)  # (B, g, C_out/g, L)
+        out = mix_responses(out, attention)
+    return out.reshape(batch, c_out, *output_shape(unit, x))
+
+
+def _unfold_batched(unit, x, kernels, attention, spatial):
+    """Every sample's columns times its own aggregated kernel, in one batched matrix product."""
+    batch = x.shape[0]
+    c_out, groups = kernels.shape[1], unit.groups
+    positions = 1
+    for n in output_shape(unit, x):
+        positions *= n
+    # fold the spatial attention into the smaller of the columns and the aggregated kernels
+    on_columns = spatial is not None and unit.in_channels * positions <= c_out * (unit.in_channels // groups)
+    cols = _columns(unit, x, spatial if on_columns else None)  # (B, g, D, L)
+    weights = _aggregate(kernels, attention, None if on_columns else spatial)
+    weights = weights.reshape(batch, groups, c_out // groups, cols.shape[2])
+    out = torch.matmul(weights, cols)  # (B, g, C_out/g, L)
     return out.reshape(batch, c_out, *output_shape(unit, x))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._unit import ConvUnit, single_kernel, stack_for_dense_conv, unstack_dense_output
+from ._unit import ConvUnit, single_kernel, stack_for_dense_conv
 
 
 def oriented_kernels(weight: torch.Tensor, dim: int) -> torch.Tensor:
@@ -30,14 +30,24 @@ class OrientedConv(ConvUnit):
         self.bias = nn.Parameter(torch.zeros(self.out_channels)) if self.has_bias else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """One dense convolution with the R rotated copies, then the max over R.
+
+        The copies are stacked (group, orientation, filter), so the response is viewed as
+        (B, g, R, C_out/g, *S) and reduced over R in place, without reordering it. ``max`` with
+        indices is used whenever gradients are needed: its backward scatters into the winners and
+        does not keep the R responses alive, unlike ``amax``'s.
+        """
         self.check_input(x)
         kernels = stack_for_dense_conv(oriented_kernels(self.weight, self.dim), self.groups)
-        responses = unstack_dense_output(self.conv(x, kernels), self.orientations, self.groups)
-        if self.record_attention:
-            best, winner = responses.max(dim=1)
-            self._record(orientation=winner)
+        responses = self.conv(x, kernels)
+        batch, spatial = responses.shape[0], responses.shape[2:]
+        responses = responses.reshape(batch, self.groups, self.orientations, -1, *spatial)
+        if self.record_attention or torch.is_grad_enabled():
+            best, winner = responses.max(dim=2)
+            self._record(orientation=winner.reshape(batch, self.out_channels, *spatial))
         else:
-            best = responses.amax(dim=1)
+            best = responses.amax(dim=2)
+        best = best.reshape(batch, self.out_channels, *spatial)
         if self.bias is not None:
             best = best + self.bias.reshape(1, -1, *([1] * self.dim))
         return best

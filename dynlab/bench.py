@@ -1,0 +1,358 @@
+"""Speed, memory and MAC ratios of every variant's ResNet-18 to ``base``, measured side by side.
+
+What it measures (DESIGN §7, issue 4):
+
+- **MAC ratio**: ``dynlab.flops.profile(model, (batch, 3, size, size)).macs`` over ``base``'s.
+- **Training step**: forward, cross-entropy (+ the variant's auxiliary loss), backward and one Adam
+  step. **Inference**: one forward in eval mode without gradients. Every variant's model is built once;
+  each repeat times every variant once, in a rotated order (so no variant always runs first or after
+  the same neighbour), after warm-up steps; the reported time is the median over repeats and the ratio
+  is to ``base``'s median from the same run.
+- **Per-MAC ratio** = time ratio / MAC ratio; the goal is at most 1.2 (``PER_MAC_GOAL``).
+- **Peak memory of a training step**. On CPU, torch's allocations are invisible to ``tracemalloc``,
+  so each variant runs in a fresh subprocess with glibc's mmap threshold fixed at 64 KiB (every tensor
+  above it is mapped on allocation and returned to the system when freed, so resident memory follows
+  live tensors): the figure is the peak resident set (``VmHWM``) during one steady-state training step
+  (after a warm-up step, with the peak counter reset through ``/proc/self/clear_refs``) minus the
+  resident set before the model was built. It therefore counts parameters, gradients, Adam state,
+  activations and temporaries. On CUDA it is ``torch.cuda.max_memory_allocated`` over a step,
+  minus the memory allocated before the model was built. The goal is at most 2 x base's x MAC ratio.
+- **hard at batch 1**: inference of ``hard`` with its gates forced to an open rate of exactly 0.5
+  (gate weights zeroed, biases +-6 on alternate channels) against ``base``, interleaved; the goal is
+  a wall-time ratio below 1.
+
+Use ``main(argv)`` (the ``dynlab bench`` command), or ``run_benchmark(...)`` and ``format_report``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+PER_MAC_GOAL = 1.2
+MEMORY_GOAL = 2.0
+NUM_CLASSES = 200
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the benchmark's options to ``parser`` (used by ``benchmarks/step_time.py`` and ``dynlab bench``)."""
+    from . import layers
+
+    parser.add_argument("--variants", nargs="+", choices=layers.names(), default=None, metavar="VARIANT",
+                        help="variants to time (base is always added; default: all)")
+    parser.add_argument("--stem", choices=("imagenet", "small"), default="imagenet", help="ResNet-18 stem")
+    parser.add_argument("--size", type=int, default=64, help="input height and width (default 64)")
+    parser.add_argument("--batch", type=int, default=32, help="batch size (default 32)")
+    parser.add_argument("--width", type=int, default=64, help="ResNet width (64 is ResNet-18)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed repeats per variant (median; default 3)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed warm-up steps per variant (default 1)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the models (CUDA)")
+    parser.add_argument("--no-amp", action="store_true", help="on CUDA, run in fp32 instead of bf16 autocast")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
+    parser.add_argument("--no-hard-batch1", action="store_true", help="skip the hard batch-1 inference check")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON")
+    return parser
+
+
+# -- models and steps -------------------------------------------------------------------------------
+
+
+def _build(variant: str, stem: str, width: int, device: str, seed: int = 0):
+    from .models import resnet18
+
+    torch.manual_seed(seed)
+    model = resnet18(variant, NUM_CLASSES, stem=stem, width=width).to(device)
+    if device == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+class _Runner:
+    """One variant's model, optimiser and (optionally compiled) forward, with a timed step and inference."""
+
+    def __init__(self, variant, stem, width, device, amp, compile_model):
+        self.variant = variant
+        self.device = device
+        self.amp = amp
+        self.model = _build(variant, stem, width, device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+        self.forward = torch.compile(self.model) if compile_model else self.model
+
+    def _autocast(self):
+        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp and self.device == "cuda")
+
+    def _sync(self):
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+
+    def train_step(self, x, y) -> float:
+        from .layers import auxiliary_loss
+
+        self.model.train()
+        self._sync()
+        start = time.perf_counter()
+        self.optimizer.zero_grad(set_to_none=True)
+        with self._autocast():
+            loss = F.cross_entropy(self.forward(x), y) + auxiliary_loss(self.model)
+        loss.backward()
+        self.optimizer.step()
+        self._sync()
+        return time.perf_counter() - start
+
+    def inference(self, x) -> float:
+        self.model.eval()
+        self._sync()
+        start = time.perf_counter()
+        with torch.no_grad(), self._autocast():
+            self.forward(x)
+        self._sync()
+        return time.perf_counter() - start
+
+
+def _inputs(batch, size, device, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, 3, size, size, generator=g).to(device)
+    if device == "cuda":
+        x = x.contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, NUM_CLASSES, (batch,), generator=g).to(device)
+    return x, y
+
+
+# -- peak memory --------------------------------------------------------------------------------------
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def _memory_probe(variant, stem, size, batch, width, threads):
+    """Child process: peak resident growth (MiB) of one steady-state training step; see the module doc."""
+    import ctypes
+
+    if threads:
+        torch.set_num_threads(threads)
+    warm = _Runner(variant, stem, 8, "cpu", amp=False, compile_model=False)
+    warm.train_step(*_inputs(2, size, "cpu"))  # page in the code of the same kernels, so it is not counted
+    del warm
+    x, y = _inputs(batch, size, "cpu")
+    libc = ctypes.CDLL("libc.so.6")
+    libc.malloc_trim(0)
+    before = _status_kib("VmRSS")
+    runner = _Runner(variant, stem, width, "cpu", amp=False, compile_model=False)
+    runner.train_step(x, y)
+    libc.malloc_trim(0)
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # reset VmHWM, the peak resident set, to the current resident set
+    runner.train_step(x, y)
+    peak = _status_kib("VmHWM")
+    print(json.dumps({"peak_mib": (peak - before) / 1024}))
+
+
+def _peak_memory_cpu(variant, stem, size, batch, width, threads) -> float:
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
+    code = (f"from dynlab.bench import _memory_probe; "
+            f"_memory_probe({variant!r}, {stem!r}, {size}, {batch}, {width}, {threads!r})")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])["peak_mib"]
+
+
+def _peak_memory_cuda(runner: _Runner, x, y) -> float:
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    start = torch.cuda.memory_allocated()
+    runner.train_step(x, y)
+    return (torch.cuda.max_memory_allocated() - start) / 2**20
+
+
+# -- hard at batch 1 ----------------------------------------------------------------------------------
+
+
+def force_open_rate_half(model) -> None:
+    """Make every ``hard`` gate input-independent with exactly half the output channels open."""
+    from .layers import GatedConv
+
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, GatedConv):
+                m.gate_logits.weight.zero_()
+                bias = torch.full_like(m.gate_logits.bias, -6.0)
+                bias[::2] = 6.0
+                m.gate_logits.bias.copy_(bias)
+
+
+def hard_batch1(stem, size, width, device, repeats) -> dict:
+    """Inference wall time of ``hard`` at open rate 0.5 against ``base``, batch 1, interleaved."""
+    from .layers import GatedConv
+
+    models = {"base": _build("base", stem, width, device), "hard": _build("hard", stem, width, device)}
+    force_open_rate_half(models["hard"])
+    x, _ = _inputs(1, size, device)
+    times = {name: [] for name in models}
+    for m in models.values():
+        m.eval()
+    with torch.no_grad():
+        for r in range(3 + repeats):
+            for name in (("base", "hard") if r % 2 else ("hard", "base")):
+                if device == "cuda":
+                    torch.cuda.synchronize()
+                start = time.perf_counter()
+                models[name](x)
+                if device == "cuda":
+                    torch.cuda.synchronize()
+                if r >= 3:
+                    times[name].append(time.perf_counter() - start)
+    rates = [m.last_open_rate for m in models["hard"].modules() if isinstance(m, GatedConv)]
+    base, hard = statistics.median(times["base"]), statistics.median(times["hard"])
+    return {"base_ms": 1e3 * base, "hard_ms": 1e3 * hard, "ratio": hard / base,
+            "open_rate": sum(rates) / len(rates), "repeats": repeats, "passed": hard / base < 1.0}
+
+
+# -- the benchmark --------------------------------------------------------------------------------------
+
+
+def machine_info(device: str) -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    info = {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "python": platform.python_version()}
+    if device == "cuda" and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name()
+    return info
+
+
+def run_benchmark(variants=None, stem="imagenet", size=64, batch=32, width=64, repeats=3, warmup=1, device="cpu",
+                  compile=False, amp=True, memory=True, hard_batch1_check=True, threads=None, log=None) -> dict:
+    """Time every variant against ``base`` in one interleaved run; returns a dict for ``format_report``."""
+    from . import layers
+    from .flops import profile
+
+    if threads:
+        torch.set_num_threads(threads)
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda asked for, but torch sees no CUDA device")
+    log = log or (lambda message: None)
+    names = ["base"] + [v for v in (variants or layers.names()) if v != "base"]
+    load_start = os.getloadavg()
+    runners = {v: _Runner(v, stem, width, device, amp, compile) for v in names}
+    macs = {v: profile(_build(v, stem, width, "cpu"), (batch, 3, size, size)).macs for v in names}
+    x, y = _inputs(batch, size, device)
+    for v, runner in runners.items():
+        for _ in range(warmup):
+            runner.train_step(x, y)
+            runner.inference(x)
+    train = {v: [] for v in names}
+    infer = {v: [] for v in names}
+    for r in range(repeats):
+        order = names[r % len(names):] + names[:r % len(names)]
+        for v in order:
+            train[v].append(runners[v].train_step(x, y))
+            infer[v].append(runners[v].inference(x))
+        log(f"repeat {r + 1}/{repeats} done")
+    peak = {}
+    if memory:
+        for v in names:
+            peak[v] = (_peak_memory_cpu(v, stem, size, batch, width, threads or torch.get_num_threads())
+                       if device == "cpu" else _peak_memory_cuda(runners[v], x, y))
+        log("memory done")
+    rows = []
+    t0, i0 = statistics.median(train["base"]), statistics.median(infer["base"])
+    for v in names:
+        t, i = statistics.median(train[v]), statistics.median(infer[v])
+        mac_ratio = macs[v] / macs["base"]
+        row = {"variant": v, "macs": macs[v], "mac_ratio": mac_ratio,
+               "train_ms": 1e3 * t, "train_ratio": t / t0, "train_per_mac": t / t0 / mac_ratio,
+               "infer_ms": 1e3 * i, "infer_ratio": i / i0, "infer_per_mac": i / i0 / mac_ratio,
+               "train_images_s": batch / t, "infer_images_s": batch / i}
+        if memory:
+            row["peak_mib"] = peak[v]
+            row["memory_ratio"] = peak[v] / peak["base"]
+            row["memory_limit"] = MEMORY_GOAL * mac_ratio
+        row["passed"] = (row["train_per_mac"] <= PER_MAC_GOAL and row["infer_per_mac"] <= PER_MAC_GOAL
+                         and (not memory or row["memory_ratio"] <= row["memory_limit"]))
+        rows.append(row)
+    result = {"settings": {"stem": stem, "size": size, "batch": batch, "width": width, "repeats": repeats,
+                           "warmup": warmup, "device": device, "compile": compile,
+                           "amp": bool(amp and device == "cuda"), "channels_last": device == "cuda"},
+              "machine": machine_info(device), "rows": rows}
+    if hard_batch1_check and "hard" in names:
+        result["hard_batch1"] = hard_batch1(stem, size, width, device, max(15, 5 * repeats))
+    result["load_average"] = {"start": load_start, "end": os.getloadavg()}
+    return result
+
+
+def format_report(result: dict) -> str:
+    """Markdown: the settings, the machine, one row per variant and the hard batch-1 check."""
+    s, m = result["settings"], result["machine"]
+    memory = "peak_mib" in result["rows"][0]
+    lines = [
+        f"### ResNet-18, {s['stem']} stem, {s['size']}x{s['size']}, batch {s['batch']}, width {s['width']}, "
+        f"{s['device']}" + (", bf16 autocast, channels-last" if s["amp"] else "")
+        + (", torch.compile" if s["compile"] else ""),
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} with {m['threads']} threads"
+        + (f", {m['gpu']}" if "gpu" in m else "") + f"; median of {s['repeats']} interleaved repeats after "
+        f"{s['warmup']} warm-up; load average {result['load_average']['start'][0]:.2f} at start, "
+        f"{result['load_average']['end'][0]:.2f} at end.",
+        "",
+        "| variant | MAC ratio | train ms | train ratio | train per-MAC | infer ms | infer ratio | infer per-MAC "
+        "| train img/s | infer img/s |" + (" peak MiB | memory ratio | memory limit |" if memory else "")
+        + " goal met |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        + (" ---: | ---: | ---: |" if memory else "") + " :---: |",
+    ]
+    for r in result["rows"]:
+        line = (f"| {r['variant']} | {r['mac_ratio']:.2f} | {r['train_ms']:.0f} | {r['train_ratio']:.2f} | "
+                f"{r['train_per_mac']:.2f} | {r['infer_ms']:.0f} | {r['infer_ratio']:.2f} | {r['infer_per_mac']:.2f} | "
+                f"{r['train_images_s']:.1f} | {r['infer_images_s']:.1f} |")
+        if memory:
+            line += f" {r['peak_mib']:.0f} | {r['memory_ratio']:.2f} | {r['memory_limit']:.2f} |"
+        lines.append(line + (" yes |" if r["passed"] else " **no** |"))
+    lines += ["", f"Goals: per-MAC ratio (time ratio / MAC ratio) <= {PER_MAC_GOAL} for training step and inference"
+              + (f"; peak training-step memory ratio <= {MEMORY_GOAL} x MAC ratio (peak resident growth of a "
+                 "steady-state step in a fresh process on CPU, max_memory_allocated on CUDA)" if memory else "")
+              + "."]
+    h = result.get("hard_batch1")
+    if h:
+        lines += ["", f"hard at inference, batch 1, open rate {h['open_rate']:.2f}: {h['hard_ms']:.2f} ms vs base "
+                  f"{h['base_ms']:.2f} ms, ratio {h['ratio']:.2f} (goal < 1: {'met' if h['passed'] else 'NOT met'}; "
+                  f"median of {h['repeats']})."]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    """``dynlab bench`` / ``python benchmarks/step_time.py``: print the markdown report."""
+    parser = add_arguments(argparse.ArgumentParser(prog="dynlab bench", description=__doc__.split("\n")[0]))
+    args = parser.parse_args(argv)
+    result = run_benchmark(
+        variants=args.variants, stem=args.stem, size=args.size, batch=args.batch, width=args.width,
+        repeats=args.repeats, warmup=args.warmup, device=args.device, compile=args.compile, amp=not args.no_amp,
+        memory=not args.no_memory, hard_batch1_check=not args.no_hard_batch1, threads=args.threads,
+        log=lambda message: print(message, file=sys.stderr, flush=True),
+    )
+    print(format_report(result))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,157 @@
+"""The fast paths of issue 4 give the plain paths' outputs and gradients (float64).
+
+tests/test_layers.py checks every mixing path against a per-sample loop for 3x3 kernels. Here:
+the strided im2col and its adjoint against ``F.unfold``/``F.fold``; every path against the plain
+``grouped`` path on random shapes (kernel sizes 1 to 5, non-square kernels, any padding, strides,
+dilations, groups up to depthwise, batch 1 and 3, K 1 and 4, 1D and 2D), outputs and gradients;
+and the in-place mixing of ``local`` and the orientation max of ``orient`` against their plain
+formulas, gradients included. No timing here: speed is what ``benchmarks/step_time.py`` reports.
+"""
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from dynlab import layers
+from dynlab.layers import mixing
+from dynlab.layers._unit import ConvUnit, stack_for_dense_conv, unstack_dense_output
+
+TOL = dict(rtol=1e-9, atol=1e-9)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _random_case(seed: int):
+    """A random conv geometry: (dim, c_in, c_out, groups, kernel, stride, padding, dilation, size)."""
+    rng = random.Random(seed)
+    dim = rng.choice((1, 2))
+    groups = rng.choice((1, 2, 3))
+    c_in = groups * rng.choice((1, 2))
+    c_out = groups * rng.choice((1, 2))
+    if rng.random() < 0.25:  # depthwise
+        c_in = c_out = groups = rng.choice((2, 3))
+    kernel = tuple(rng.choice((1, 2, 3, 5)) for _ in range(dim))
+    stride = tuple(rng.choice((1, 2, 3)) for _ in range(dim))
+    dilation = tuple(rng.choice((1, 2)) for _ in range(dim))
+    padding = tuple(rng.randint(0, d * (k - 1)) for k, d in zip(kernel, dilation))
+    size = tuple(d * (k - 1) + 1 + rng.randint(0, 6) for k, d in zip(kernel, dilation))
+    return dim, c_in, c_out, groups, kernel, stride, padding, dilation, size
+
+
+CASES = [_random_case(seed) for seed in range(24)]
+
+
+@pytest.mark.parametrize("batch_inner", [False, True])
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"d{c[0]}-k{c[4]}-s{c[5]}-p{c[6]}-dil{c[7]}")
+def test_im2col_and_its_adjoint_equal_unfold_and_fold(case, batch_inner):
+    dim, c_in, c_out, groups, kernel, stride, padding, dilation, size = case
+    unit = ConvUnit(c_in, c_out, kernel, stride=stride, padding=padding, dilation=dilation, groups=groups, dim=dim)
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(3, c_in, *size, generator=g, dtype=torch.float64, requires_grad=True)
+    if dim == 2:
+        expected = F.unfold(x, kernel, dilation, padding, stride)
+    else:
+        expected = F.unfold(x.unsqueeze(2), (1, *kernel), (1, *dilation), (0, *padding), (1, *stride))
+    got = mixing.unfold(unit, x, batch_inner=batch_inner)
+    if batch_inner:
+        got = got.permute(1, 0, 2)
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)
+    cotangent = torch.randn(expected.shape, generator=g, dtype=torch.float64)
+    (want,) = torch.autograd.grad(expected, x, cotangent)
+    (have,) = torch.autograd.grad(got, x, cotangent)
+    torch.testing.assert_close(have, want, **TOL)
+
+
+@pytest.mark.parametrize("count", [1, 4])
+@pytest.mark.parametrize("has_spatial", [False, True])
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("case", CASES[:12], ids=lambda c: f"d{c[0]}-g{c[3]}-k{c[4]}-s{c[5]}")
+def test_every_path_equals_the_grouped_path(case, batch, has_spatial, count):
+    dim, c_in, c_out, groups, kernel, stride, padding, dilation, size = case
+    unit = ConvUnit(c_in, c_out, kernel, stride=stride, padding=padding, dilation=dilation, groups=groups, dim=dim)
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(batch, c_in, *size, generator=g, dtype=torch.float64, requires_grad=True)
+    kernels = torch.randn(count, *unit.weight_shape, generator=g, dtype=torch.float64, requires_grad=True)
+    attention = torch.rand(batch, count, generator=g, dtype=torch.float64, requires_grad=True)
+    spatial = (torch.rand(batch, unit.kernel_volume, generator=g, dtype=torch.float64, requires_grad=True)
+               if has_spatial else None)
+    for att in ([attention, None] if count == 1 else [attention]):
+        inputs = [t for t in (x, kernels, att, spatial) if t is not None]
+        expected = mixing.mix_kernels_per_sample(unit, x, kernels, att, spatial, "grouped")
+        cotangent = torch.randn(expected.shape, generator=g, dtype=torch.float64)
+        want = torch.autograd.grad(expected, inputs, cotangent)
+        assert mixing.choose_path(unit, x, count, has_spatial) in mixing.PATHS
+        for path in ("auto", "dense", "unfold", "unfold_dense"):
+            out = mixing.mix_kernels_per_sample(unit, x, kernels, att, spatial, path)
+            torch.testing.assert_close(out, expected, **TOL, msg=lambda m: f"{path}: {m}")
+            for have, w in zip(torch.autograd.grad(out, inputs, cotangent), want):
+                torch.testing.assert_close(have, w, **TOL, msg=lambda m: f"{path} gradient: {m}")
+
+
+def test_aggregation_never_materialises_batch_times_kernels():
+    """The per-sample kernels are built by one (B, K) x (K, w) product; peak size B x w, not B x K x w."""
+    kernels = torch.randn(4, 8, 8, 3, 3)
+    attention, spatial = torch.rand(5, 4), torch.rand(5, 9)
+    weights = mixing._aggregate(kernels, attention, spatial)
+    expected = torch.einsum("bk,bkoihw->boihw", attention, kernels.unsqueeze(0) * spatial.reshape(5, 1, 1, 1, 3, 3))
+    torch.testing.assert_close(weights, expected)
+
+
+def test_choose_path_prefers_dense_convolutions_on_tiny_maps_and_aggregation_on_large_ones():
+    deep = ConvUnit(512, 512, 3, padding=1)
+    shallow = ConvUnit(64, 64, 3, padding=1)
+    assert mixing.choose_path(deep, torch.empty(32, 512, 2, 2), 4, False) in ("dense", "unfold_dense")
+    assert mixing.choose_path(shallow, torch.empty(32, 64, 64, 64), 4, True) != "unfold_dense"
+    assert mixing.choose_path(shallow, torch.empty(2, 64, 8, 8), 1, False) == "dense"
+
+
+def _plain_local(unit, x):
+    """DESIGN §3's formula with the reordered K responses and einsum: the path ``local`` had before."""
+    attention = unit.pixel_attention(x)
+    responses = unstack_dense_output(unit.conv(x, stack_for_dense_conv(unit.weight, unit.groups)), unit.kernels,
+                                     unit.groups)
+    if unit.bias is not None:
+        responses = responses + unit.bias.reshape(1, unit.kernels, unit.out_channels, *([1] * unit.dim))
+    return torch.einsum("bk...,bko...->bo...", attention, responses)
+
+
+def _plain_orient(unit, x):
+    kernels = stack_for_dense_conv(layers.orient.oriented_kernels(unit.weight, unit.dim), unit.groups)
+    responses = unstack_dense_output(unit.conv(x, kernels), unit.orientations, unit.groups)
+    best = responses.amax(dim=1)
+    return best if unit.bias is None else best + unit.bias.reshape(1, -1, *([1] * unit.dim))
+
+
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("groups", [1, 2, 4])
+@pytest.mark.parametrize("dim", [1, 2])
+@pytest.mark.parametrize("name,plain", [("local", _plain_local), ("orient", _plain_orient)])
+def test_local_and_orient_equal_their_plain_formulas(name, plain, dim, groups, bias):
+    torch.manual_seed(3)
+    unit = layers.build(name, 4, 8 if groups < 4 else 4, 3, dim=dim, padding=1, groups=groups, bias=bias).double()
+    with torch.no_grad():
+        if unit.bias is not None:
+            unit.bias.normal_()
+    x = torch.randn(3, 4, *((5, 6) if dim == 2 else (9,)), dtype=torch.float64, requires_grad=True)
+    params = [x] + [p for p in unit.parameters()]
+    expected = plain(unit, x)
+    cotangent = torch.randn(expected.shape, dtype=torch.float64)
+    want = torch.autograd.grad(expected, params, cotangent, allow_unused=True)
+    out = unit(x)
+    torch.testing.assert_close(out, expected, **TOL)
+    for have, w in zip(torch.autograd.grad(out, params, cotangent, allow_unused=True), want):
+        if w is None:
+            assert have is None or not have.any()
+        else:
+            torch.testing.assert_close(have, w, **TOL)
+    with torch.no_grad():  # the inference branch (amax for orient) gives the same values
+        torch.testing.assert_close(unit(x), expected, **TOL)
