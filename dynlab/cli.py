@@ -1,8 +1,95 @@
-"""The ``dynlab`` command line."""
+"""The ``dynlab`` command line: train, evaluate, study, flops, bench, data download."""
 from __future__ import annotations
 
 import argparse
 import sys
+
+EXAMPLES = """examples:
+  dynlab study --profile quick                      # every variant x task on the embedded data
+  dynlab study --tasks timeseries --variants base dyconv --seeds 0 1 2 --out runs/adiac
+  dynlab train --variant odconv --task classification --epochs 5 --out runs/odconv-cls
+  dynlab train --variant odconv --task classification --out runs/odconv-cls --resume
+  dynlab evaluate --variant odconv --task classification --out runs/odconv-cls
+  dynlab flops --variants base odconv odconv4x
+  dynlab bench --stem small --size 32
+  dynlab data download adiac
+"""
+DATASETS = ("tiny-imagenet", "voc2012", "adiac")
+
+
+def _add_common(p, *, many: bool) -> None:
+    from . import layers, profiles, study
+
+    if many:
+        p.add_argument("--variants", nargs="+", choices=layers.names(), default=None, metavar="VARIANT",
+                       help=f"variants (default: all of {', '.join(layers.names())})")
+        p.add_argument("--tasks", nargs="+", choices=study.TASKS, default=None, metavar="TASK",
+                       help=f"tasks (default: all of {', '.join(study.TASKS)})")
+    else:
+        p.add_argument("--variant", required=True, choices=layers.names(), metavar="VARIANT",
+                       help=f"one of {', '.join(layers.names())}")
+        p.add_argument("--task", required=True, choices=study.TASKS, metavar="TASK",
+                       help=f"one of {', '.join(study.TASKS)}")
+    p.add_argument("--data", choices=study.DATA, default="synthetic",
+                   help="synthetic stand-ins (default; time series is always the real Adiac) or the real data sets")
+    p.add_argument("--profile", choices=profiles.names(), default=None,
+                   help="quick (narrow, short; the default without a GPU or with DYNLAB_QUICK=1) or full")
+    p.add_argument("--epochs", type=int, default=None, help="override the profile's number of epochs")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: the best available)")
+    p.add_argument("--limit", type=int, default=None, help="at most this many samples per split (smoke runs)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _positive(args) -> None:
+    for name in ("epochs", "limit"):
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
+            raise ValueError(f"--{name} must be a positive number, got {value}")
+
+
+def _train(args) -> int:
+    from . import study
+
+    _positive(args)
+    run = study.train_variant(args.variant, args.task, data=args.data, profile=args.profile, seed=args.seed,
+                              fold=args.fold, epochs=args.epochs, device=args.device, out_dir=args.out,
+                              resume=args.resume, quiet=args.quiet, limit=args.limit)
+    print(f"{run.variant} on {run.task}: test {run.metric_name} {run.metric:.4f} "
+          f"(best epoch {run.history.best_epoch}; {run.params / 1e6:.2f} M params, {run.macs / 1e6:.1f} M MACs/sample)")
+    if args.out:
+        print(f"checkpoints and history in {args.out}")
+    return 0
+
+
+def _evaluate(args) -> int:
+    from pathlib import Path
+
+    from . import study
+    from .train import evaluate, load_checkpoint
+
+    _positive(args)
+    checkpoint = Path(args.out) / "best.pt"
+    if not checkpoint.exists():
+        raise FileNotFoundError(f"no best.pt in {args.out}: train there first (dynlab train --out {args.out} ...)")
+    data = study.load_data(args.task, args.data, args.profile, args.seed, args.fold, args.limit)
+    model = study.build_model(args.variant, args.task, data, args.profile)
+    load_checkpoint(checkpoint, model)
+    split = {"test": data.test, "val": data.val, "train": data.train}[args.split]
+    metrics = evaluate(model, split, args.task, device=args.device)
+    print(" ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+    return 0
+
+
+def _study(args) -> int:
+    from . import study
+
+    _positive(args)
+    command = "dynlab " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("dynlab") else ""
+    out = study.run_study(args.variants, args.tasks, data=args.data, profile=args.profile, seeds=args.seeds,
+                          folds=args.folds, out=args.out, epochs=args.epochs, device=args.device, quiet=args.quiet,
+                          limit=args.limit, command=command or "dynlab study")
+    print(f"report: {out / 'report.md'}\nresults: {out / 'results.csv'}")
+    return 0
 
 
 def _flops(args) -> int:
@@ -13,26 +100,84 @@ def _flops(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from . import layers
+def _download(args) -> int:
+    from .data import tiny_imagenet, ucr, voc
 
-    parser = argparse.ArgumentParser(
-        prog="dynlab",
-        description="Dynamic convolution course kit: train, compare and count dynamic CNNs.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="examples:\n  dynlab flops\n  dynlab flops --variants base odconv odconv4x",
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
+    if args.dataset == "tiny-imagenet":
+        where = tiny_imagenet.tiny_imagenet_folder(download=True)
+    elif args.dataset == "voc2012":
+        where = voc.voc_root(download=True)
+    else:
+        where = ucr.find_ucr_files("Adiac", download=True)
+    print(f"{args.dataset}: ready at {where}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import bench, layers
+
+    parser = argparse.ArgumentParser(prog="dynlab", formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     description="Dynamic convolution course kit: train, compare and count dynamic CNNs.",
+                                     epilog=EXAMPLES)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("train", help="train one variant on one task", epilog=EXAMPLES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_common(p, many=False)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fold", type=int, default=None, choices=range(10), metavar="0..9",
+                   help="time series: train on the seed's 10-fold protocol, testing on this fold")
+    p.add_argument("--out", default=None, help="folder for checkpoints and history (kept; see --resume)")
+    p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out (or reload it)")
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("evaluate", help="evaluate the best checkpoint of a run", epilog=EXAMPLES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_common(p, many=False)
+    p.add_argument("--seed", type=int, default=0, help="the seed the run was trained with (data splits)")
+    p.add_argument("--fold", type=int, default=None, choices=range(10), metavar="0..9")
+    p.add_argument("--out", required=True, help="the run's folder (holds best.pt)")
+    p.add_argument("--split", choices=("test", "val", "train"), default="test")
+    p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("study", help="the variants x tasks grid and its report", epilog=EXAMPLES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_common(p, many=True)
+    p.add_argument("--seeds", nargs="+", type=int, default=[0], help="seeds (several give confidence intervals)")
+    p.add_argument("--folds", nargs="+", type=int, default=None, choices=range(10), metavar="0..9",
+                   help="time series: the seed's 10-fold protocol on these folds")
+    p.add_argument("--out", default=None, help="study folder (default: runs/study-PROFILE-DATA); re-runs skip "
+                                                "finished cells")
+    p.set_defaults(func=_study)
+
     p = sub.add_parser("flops", help="parameter and MAC table for every variant and task")
-    p.add_argument("--variants", nargs="+", choices=layers.names(), default=None, metavar="VARIANT",
-                   help=f"variants to count (default: all of {', '.join(layers.names())})")
+    p.add_argument("--variants", nargs="+", choices=layers.names(), default=None, metavar="VARIANT")
     p.set_defaults(func=_flops)
+
+    p = sub.add_parser("bench", help="speed and memory of every variant as ratios to base")
+    bench.add_arguments(p)
+    p.set_defaults(func=None)
+
+    p = sub.add_parser("data", help="data sets")
+    data_sub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    d = data_sub.add_parser("download", help="download and unpack a data set into DYNLAB_DATA")
+    d.add_argument("dataset", choices=DATASETS)
+    d.set_defaults(func=_download)
     return parser
 
 
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    if args.command == "bench":
+        from . import bench
+
+        return bench.main(argv[1:])
+    try:
+        return args.func(args)
+    except (ValueError, FileExistsError, FileNotFoundError) as error:
+        print(f"dynlab {args.command}: error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -247,3 +247,18 @@ def plot_metric_vs_macs(rows: Sequence[Mapping], task: str | None = None) -> "pl
         ax.set_title(t)
         ax.grid(alpha=0.3)
     return fig
+
+
+def plot_curves(rows: Sequence[Mapping]) -> "plt.Figure":
+    """Validation metric per epoch of every study cell (rows with a ``curve``), one panel per task."""
+    tasks = sorted({r["task"] for r in rows})
+    fig, axes = _figure(1, len(tasks), (4.5 * len(tasks), 3.4))
+    for ax, task in zip(axes[0], tasks):
+        for row in (r for r in rows if r["task"] == task and r.get("curve")):
+            ax.plot(range(1, len(row["curve"]) + 1), row["curve"], label=f"{row['variant']} s{row['seed']}", lw=1)
+        ax.set_title(task)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("validation " + next((r["metric_name"] for r in rows if r["task"] == task), "metric"))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
+    return fig

@@ -1,0 +1,88 @@
+"""Write the standard first two cells of every course notebook from ``dynlab.about``.
+
+Cell 1 (markdown): title line kept from the notebook, then the Colab and Binder badges.
+Cell 2 (code): installs dynlab only when running on Colab, leaving Colab's PyTorch alone.
+
+    python tools/notebook_header.py          # rewrite the headers in place
+    python tools/notebook_header.py --check  # exit 1 if any notebook's header is out of date
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import nbformat
+
+from dynlab import about
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+BADGE_MARK = "<!-- dynlab-badges -->"
+INSTALL_MARK = "# dynlab: set-up cell"
+
+
+def badges(name: str) -> str:
+    return (f"{BADGE_MARK}\n[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+            f"({about.colab_url(name)}) [![Launch Binder](https://mybinder.org/badge_logo.svg)]({about.binder_url(name)})")
+
+
+def install_cell() -> str:
+    return (f"{INSTALL_MARK} (installs dynlab on Colab only; elsewhere `make lab` has done it)\n"
+            "import sys\n"
+            "if 'google.colab' in sys.modules:\n"
+            f"    !{about.pip_install_line()}\n")
+
+
+def expected_header(name: str, nb) -> tuple[str, str]:
+    first = nb.cells[0].source if nb.cells and nb.cells[0].cell_type == "markdown" else ""
+    kept = [line for line in first.splitlines() if not line.startswith((BADGE_MARK, "[![Open In Colab]"))]
+    return "\n".join(kept).rstrip() + "\n\n" + badges(name), install_cell()
+
+
+def apply(path: Path) -> bool:
+    """Rewrite the header of one notebook; returns whether it changed."""
+    nb = nbformat.read(path, as_version=4)
+    markdown, code = expected_header(path.name, nb)
+    changed = False
+    if not nb.cells or nb.cells[0].cell_type != "markdown":
+        nb.cells.insert(0, nbformat.v4.new_markdown_cell(markdown))
+        changed = True
+    elif nb.cells[0].source != markdown:
+        nb.cells[0].source = markdown
+        changed = True
+    if len(nb.cells) > 1 and nb.cells[1].cell_type == "code" and nb.cells[1].source.startswith(INSTALL_MARK):
+        if nb.cells[1].source != code:
+            nb.cells[1].source = code
+            changed = True
+    else:
+        nb.cells.insert(1, nbformat.v4.new_code_cell(code))
+        changed = True
+    if changed:
+        nbformat.write(nb, path)
+    return changed
+
+
+def is_current(path: Path) -> bool:
+    nb = nbformat.read(path, as_version=4)
+    markdown, code = expected_header(path.name, nb)
+    return (len(nb.cells) > 1 and nb.cells[0].source == markdown and nb.cells[1].source == code)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true")
+    args = parser.parse_args(argv)
+    paths = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    if args.check:
+        stale = [p.name for p in paths if not is_current(p)]
+        for name in stale:
+            print(f"out of date: {name} (run python tools/notebook_header.py)")
+        return 1 if stale else 0
+    for path in paths:
+        if apply(path):
+            print(f"updated {path.name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
