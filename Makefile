@@ -16,10 +16,12 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 study: $(STAMP)
-	$(VENV)/bin/dynlab flops
+	$(VENV)/bin/dynlab study --profile quick --out runs/study-quick
 
+# Library tests, then every notebook under nbval (quick profile, fresh run folder), then browser tests.
 test: $(STAMP)
-	$(PY) -m pytest
+	DYNLAB_QUICK=1 DYNLAB_RUNS=$$(mktemp -d) MPLBACKEND=Agg $(PY) -m pytest tests notebooks \
+		--nbval-lax --nbval-current-env --nbval-cell-timeout=300
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/

@@ -159,6 +159,34 @@ def train_variant(variant: str, task: str, *, data: str = "synthetic", profile=N
                str(device), Path(out_dir) if out_dir is not None else None)
 
 
+def course_runs(variant: str, tasks: Sequence[str] = TASKS, *, profile=None, seed: int = 0, data: str = "synthetic",
+                quiet: bool = False) -> dict[str, Run]:
+    """What a variant notebook trains: ``variant`` on each task, kept under ``$DYNLAB_RUNS/course/``.
+
+    Running the notebook again reloads the finished runs instead of training again.
+    """
+    profile = _profile(profile)
+    root = default_runs_dir() / "course"
+    return {task: train_variant(variant, task, data=data, profile=profile, seed=seed, quiet=quiet,
+                                out_dir=root / f"{profile.name}-{data}-{variant}-{task}-seed{seed}")
+            for task in tasks}
+
+
+def cost_table(variants: Sequence[str], profile=None) -> str:
+    """Markdown: parameters and MACs per sample of each variant beside ``base``, for the profile's models
+    on each task and for the full-size ResNet-18 (64x64 small stem and the seed's 224x224)."""
+    profile = _profile(profile)
+    variants = list(dict.fromkeys(["base", *variants]))
+    settings = []
+    for task in TASKS:
+        data = load_data(task, "synthetic", profile, limit=1)
+        shape = (1, *data.sample_shape)
+        settings.append((f"{task}, {profile.name} profile model, input {shape[1:]}",
+                         lambda v, t=task, d=data: build_model(v, t, d, profile), shape))
+    settings += flops.table_settings()[:2]
+    return flops.format_table(flops.table(variants, settings))
+
+
 # -- the grid --------------------------------------------------------------------------------------
 def _cell_name(task: str, variant: str, seed: int, fold: int | None) -> str:
     return f"{task}__{variant}__seed{seed}" + (f"__fold{fold}" if fold is not None else "")
