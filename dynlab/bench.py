@@ -14,9 +14,10 @@ What it measures (DESIGN §7, issue 4):
   above it is mapped on allocation and returned to the system when freed, so resident memory follows
   live tensors): the figure is the peak resident set (``VmHWM``) during one steady-state training step
   (after a warm-up step, with the peak counter reset through ``/proc/self/clear_refs``) minus the
-  resident set before the model was built. It therefore counts parameters, gradients, Adam state,
-  activations and temporaries. On CUDA it is ``torch.cuda.max_memory_allocated`` over a step,
-  minus the memory allocated before the model was built. The goal is at most 2 x base's x MAC ratio.
+  resident set before the model was built (measured after a training step of a width-8 copy, so
+  that the pages of torch's own code are already resident and not counted). It therefore counts
+  parameters, gradients, Adam state, activations and temporaries. On CUDA it is the growth of
+  ``torch.cuda.max_memory_allocated`` over a steady-state step (activations and temporaries only). The goal is at most 2 x base's x MAC ratio.
 - **hard at batch 1**: inference of ``hard`` with its gates forced to an open rate of exactly 0.5
   (gate weights zeroed, biases +-6 on alternate channels) against ``base``, interleaved; the goal is
   a wall-time ratio below 1.

@@ -29,11 +29,15 @@ from ._unit import ConvUnit, stack_for_dense_conv
 
 PATHS = ("auto", "grouped", "dense", "unfold", "unfold_dense")
 
-#: Cost-model weights, calibrated on a 2-core x86 CPU (benchmarks/unit_paths.py): how many plain
-#: convolution MACs one MAC of each kind of work costs, forward and backward together.
-AGGREGATION_COST = 6.0  # kernel aggregation: memory-bound (writes B x weights), not a GEMM
-BATCHED_COST = 1.5  # per-sample matrix products over the unfolded input (incl. im2col and its backward)
-UNFOLD_DENSE_COST = 1.3  # one large matrix product over the unfolded input of the whole batch
+#: Cost-model weights, in static-convolution MACs, calibrated by ``benchmarks/unit_paths.py`` (forward
+#: and backward of ResNet-18's unit shapes at batch 32) on a 2-core x86 CPU; they only rank the paths.
+GROUPED_CONV = 1.2  # batch-as-groups convolution: per MAC, a little slower than a dense one ...
+GROUPED_WEIGHT = 40.0  # ... plus, per sample, reading and writing its own kernel (memory-bound)
+BATCHED_CONV = 1.5  # per-sample matrix products over the unfolded input
+AGGREGATION = 16.0  # per aggregated weight, kept in memory and read back by the batched products
+BATCH_GEMM = 0.9  # one matrix product over the whole batch, per MAC
+IM2COL = 100.0  # per unfolded element: the strided copy, the spatial product and their backward
+TINY_MAPS = 4.0  # a dense convolution with K x C_out filters slows down on maps of few positions
 
 
 def output_shape(unit: ConvUnit, x: torch.Tensor) -> tuple[int, ...]:
@@ -44,27 +48,37 @@ def output_shape(unit: ConvUnit, x: torch.Tensor) -> tuple[int, ...]:
 
 
 def path_costs(unit: ConvUnit, x: torch.Tensor, kernels: int, has_spatial: bool) -> dict[str, float]:
-    """Estimated cost, in plain-convolution MACs per sample, of each applicable exact path.
+    """Estimated cost of each applicable exact path, in static-convolution MACs per sample.
 
-    With P output positions and w weights per kernel one convolution is P w MACs. ``dense`` and
-    ``unfold_dense`` do K convolutions; ``unfold`` does one plus the aggregation (K w). The weights
-    above say how fast each kind of work runs against a plain convolution on a CPU.
+    With P output positions and w weights per kernel one convolution is P w MACs and its unfolded
+    input has C_in k^d P elements. ``dense`` and ``unfold_dense`` run K convolutions at full speed;
+    ``grouped`` and ``unfold`` run one, but build and stream a kernel per sample (K w each), which is
+    memory-bound: they win on large maps, where that is small against P w.
     """
     positions = 1
     for n in output_shape(unit, x):
         positions *= n
     weights = unit.out_channels * (unit.in_channels // unit.groups) * unit.kernel_volume
     conv = positions * weights
-    aggregation = kernels * weights if kernels > 1 else 0
-    costs = {"unfold": BATCHED_COST * conv + AGGREGATION_COST * aggregation + (weights if has_spatial else 0)}
-    costs["unfold_dense"] = UNFOLD_DENSE_COST * kernels * conv
+    columns = unit.in_channels * unit.kernel_volume * positions
+    costs = {
+        "grouped": GROUPED_CONV * conv + GROUPED_WEIGHT * (kernels + 1) * weights,
+        "unfold_dense": BATCH_GEMM * kernels * conv + IM2COL * columns,
+    }
+    if kernels > 1:
+        costs["unfold"] = BATCHED_CONV * conv + IM2COL * columns + AGGREGATION * kernels * weights
     if not has_spatial:
-        costs["dense"] = kernels * conv
+        costs["dense"] = kernels * conv * (1 + TINY_MAPS / positions)
     return costs
 
 
 def choose_path(unit: ConvUnit, x: torch.Tensor, kernels: int, has_spatial: bool) -> str:
-    """The cheapest path by ``path_costs`` (a plain convolution when there is nothing to aggregate)."""
+    """The cheapest path by ``path_costs`` (a plain convolution when there is nothing to aggregate).
+
+    On ResNet-18 at batch 32 this picks ``grouped`` on the first stage's large maps, ``unfold``
+    (dyconv, odconv4x) or ``unfold_dense`` (odconv) on mid-sized ones and ``unfold_dense`` on the
+    tiny maps of the last stages.
+    """
     if kernels == 1 and not has_spatial:
         return "dense"
     costs = path_costs(unit, x, kernels, has_spatial)
