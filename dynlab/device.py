@@ -1,0 +1,112 @@
+"""Where and in which precision to train: CUDA, then Apple's MPS, then the CPU.
+
+On CUDA the engine uses channels-last memory and autocast (bfloat16 where the GPU supports it,
+else float16 with a gradient scaler, since float16's small range lets small gradients underflow).
+On MPS and the CPU it trains in plain float32.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+
+import torch
+
+
+def _mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
+def available_devices() -> list[str]:
+    """Names of the device types this PyTorch can use here, best first."""
+    names = []
+    if torch.cuda.is_available():
+        names.append("cuda")
+    if _mps_available():
+        names.append("mps")
+    return names + ["cpu"]
+
+
+def pick_device(requested: str | torch.device | None = None) -> torch.device:
+    """The requested device, or the best available one (CUDA, then MPS, then CPU).
+
+    ``requested`` may be None or ``"auto"`` (pick), ``"cpu"``, ``"mps"``, ``"cuda"`` or ``"cuda:N"``.
+    Under ``torchrun`` an unnumbered ``"cuda"`` means this process's GPU (``LOCAL_RANK``).
+    A device that is not available raises a ``RuntimeError`` saying what is.
+    """
+    if requested is None or str(requested) == "auto":
+        requested = available_devices()[0]
+    try:
+        device = torch.device(requested)
+    except RuntimeError as error:
+        raise ValueError(f"unknown device {str(requested)!r}; use auto, cpu, mps, cuda or cuda:N") from error
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError(
+                f"device {str(requested)!r} was requested but CUDA is not available "
+                f"(this PyTorch {torch.__version__} sees no GPU); available here: {', '.join(available_devices())}"
+            )
+        index = device.index if device.index is not None else int(os.environ.get("LOCAL_RANK", 0))
+        if index >= torch.cuda.device_count():
+            raise RuntimeError(
+                f"device cuda:{index} was requested but only {torch.cuda.device_count()} GPU(s) are visible"
+            )
+        return torch.device("cuda", index)
+    if device.type == "mps" and not _mps_available():
+        raise RuntimeError(
+            f"device 'mps' was requested but Apple's MPS backend is not available; "
+            f"available here: {', '.join(available_devices())}"
+        )
+    if device.type not in ("cpu", "mps"):
+        raise ValueError(f"unsupported device {str(requested)!r}; use auto, cpu, mps, cuda or cuda:N")
+    return device
+
+
+def describe(device: torch.device) -> str:
+    """A short human-readable name, e.g. ``cuda:0 (NVIDIA H100 80GB HBM3)`` or ``cpu (2 threads)``."""
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    if device.type == "cpu":
+        return f"cpu ({torch.get_num_threads()} threads)"
+    return str(device)
+
+
+def autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for training on ``device``: bf16 or fp16 on CUDA, None (fp32) elsewhere."""
+    if device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def autocast(device: torch.device):
+    """A context manager for the forward pass: CUDA autocast, or nothing on other devices."""
+    dtype = autocast_dtype(device)
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type="cuda", dtype=dtype)
+
+
+def grad_scaler(device: torch.device) -> torch.amp.GradScaler:
+    """A gradient scaler, enabled only for float16 autocast (bfloat16 has float32's range)."""
+    return torch.amp.GradScaler("cuda", enabled=autocast_dtype(device) == torch.float16)
+
+
+def use_channels_last(device: torch.device) -> bool:
+    """Channels-last memory pays off on CUDA (tensor cores); on the CPU and MPS we keep the default."""
+    return device.type == "cuda"
+
+
+def prepare_model(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """Move a model to ``device``, channels-last on CUDA."""
+    model = model.to(device)
+    if use_channels_last(device):
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def prepare_input(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Move a batch to ``device``; images (4D) become channels-last on CUDA, time series stay as they are."""
+    x = x.to(device, non_blocking=device.type == "cuda")
+    if use_channels_last(device) and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x

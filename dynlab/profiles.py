@@ -1,0 +1,142 @@
+"""Training profiles: how big the models, data and runs are.
+
+- ``quick``: narrow networks (ResNet width 16), small images and data, few epochs, so that a notebook
+  trains one variant on all three tasks in about a minute on a 2-core CPU. Its numbers show the
+  method working, not what the method can reach.
+- ``full``: the seed's Table 1 for the image tasks (Adam, lr 1e-3, batch 32, 30 epochs, dropout 0.2,
+  cross-entropy, ReduceLROnPlateau factor 0.1 / patience 5 / min 1e-6, early stopping patience 10,
+  ResNet-18 at width 64), meant for a GPU; for Adiac, the kit's own recipe (below).
+- ``seed``: ``full`` with Tiny ImageNet upsampled to 224x224 behind the ImageNet stem, as the seed did.
+
+``default_profile()`` is ``quick`` without CUDA or when ``DYNLAB_QUICK=1``, else ``full``.
+
+>>> from dynlab.profiles import get_profile
+>>> p = get_profile("quick")
+>>> p.task("classification").epochs, p.model_kwargs("classification")
+(3, {'stem': 'small', 'width': 16, 'dropout': 0.2})
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, replace
+
+import torch
+
+TASKS = ("classification", "segmentation", "timeseries")
+
+
+@dataclass(frozen=True)
+class TaskProfile:
+    """Settings for one task: training (the ``fit`` arguments), model and data size."""
+
+    epochs: int
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    optimizer: str = "adam"
+    plateau_factor: float = 0.1
+    plateau_patience: int | None = 5
+    plateau_min_lr: float = 1e-6
+    early_stopping_patience: int | None = 10
+    #: ResNet-18 stage-1 channels (64 is ResNet-18); time series: first block (blocks are w, 2w, 2w)
+    width: int = 64
+    stem: str = "imagenet"
+    dropout: float = 0.2
+    #: image side in pixels, or series length; None keeps the data set's own (Adiac: 176)
+    size: int | None = None
+    #: caps on the training pool and the test set (None: all of it); the synthetic data is made this big
+    train_samples: int | None = None
+    test_samples: int | None = None
+    #: share of the training pool held out for validation (model selection, plateau, early stopping)
+    val_fraction: float = 0.1
+
+    def fit_kwargs(self) -> dict:
+        """The keyword arguments of ``dynlab.train.fit`` this profile sets."""
+        names = ("epochs", "batch_size", "lr", "weight_decay", "optimizer", "plateau_factor", "plateau_patience",
+                 "plateau_min_lr", "early_stopping_patience")
+        return {name: getattr(self, name) for name in names}
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    classification: TaskProfile
+    segmentation: TaskProfile
+    timeseries: TaskProfile
+
+    def task(self, task: str) -> TaskProfile:
+        if task not in TASKS:
+            raise ValueError(f"unknown task {task!r}; valid tasks: {', '.join(TASKS)}")
+        return getattr(self, task)
+
+    def fit_kwargs(self, task: str) -> dict:
+        return {"task": task, **self.task(task).fit_kwargs()}
+
+    def model_kwargs(self, task: str) -> dict:
+        """Keyword arguments for the task's model builder.
+
+        classification: ``dynlab.models.resnet18``; segmentation: ``segmentation_model`` (it has no
+        dropout); time series: ``tsresnet`` with ``channels = (w, 2w, 2w)``.
+        """
+        t = self.task(task)
+        if task == "classification":
+            return {"stem": t.stem, "width": t.width, "dropout": t.dropout}
+        if task == "segmentation":
+            return {"stem": t.stem, "width": t.width}
+        return {"channels": (t.width, 2 * t.width, 2 * t.width), "dropout": t.dropout}
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+_QUICK = Profile(
+    "quick",
+    "narrow models, small data, few epochs: about a minute per variant for the three tasks on a 2-core CPU",
+    classification=TaskProfile(epochs=3, size=32, stem="small", width=16, train_samples=600, test_samples=200,
+                               val_fraction=0.2),
+    segmentation=TaskProfile(epochs=4, batch_size=16, size=64, stem="imagenet", width=16, dropout=0.0,
+                             train_samples=240, test_samples=100, val_fraction=0.2),
+    timeseries=TaskProfile(epochs=10, width=32, dropout=0.0),
+)
+
+_FULL = Profile(
+    "full",
+    "the seed's Table 1 for the image tasks (GPU); the kit's recipe for Adiac",
+    classification=TaskProfile(epochs=30, size=64, stem="small", width=64),
+    segmentation=TaskProfile(epochs=30, size=320, stem="imagenet", width=64, dropout=0.0),
+    # Adiac: 390 training series, so epochs are cheap; the light 1D ResNet needs far more than 30
+    timeseries=TaskProfile(epochs=200, batch_size=16, plateau_patience=20, plateau_min_lr=1e-5,
+                           early_stopping_patience=50, width=64, dropout=0.0),
+)
+
+_SEED = replace(
+    _FULL,
+    name="seed",
+    description="full, with Tiny ImageNet upsampled to 224x224 behind the ImageNet stem as in the seed",
+    classification=replace(_FULL.classification, size=224, stem="imagenet"),
+)
+
+PROFILES: dict[str, Profile] = {p.name: p for p in (_QUICK, _FULL, _SEED)}
+
+
+def names() -> list[str]:
+    return list(PROFILES)
+
+
+def get_profile(name: str) -> Profile:
+    try:
+        return PROFILES[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown profile {name!r}; valid profiles: {', '.join(PROFILES)}") from None
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def default_profile() -> Profile:
+    """``quick`` when there is no CUDA GPU or ``DYNLAB_QUICK=1`` is set, else ``full``."""
+    if _flag(os.environ.get("DYNLAB_QUICK")) or not torch.cuda.is_available():
+        return PROFILES["quick"]
+    return PROFILES["full"]

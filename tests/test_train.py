@@ -1,0 +1,335 @@
+import csv
+import dataclasses
+import json
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from dynlab import layers
+from dynlab.metrics import ConfusionMatrix
+# Tiny models train fastest on one thread, and one thread keeps them fast on a shared CPU.
+torch.set_num_threads(1)
+
+from dynlab.train import (  # noqa: E402
+    CheckpointMismatchError,
+    History,
+    TinyNet,
+    evaluate,
+    fit,
+    load_checkpoint,
+    smoke_datasets,
+)
+
+
+class PlainNet(nn.Module):
+    """No BatchNorm: with a zero learning rate nothing about it changes, so tests can be exact."""
+
+    def __init__(self, variant="base", num_classes=2, width=8, dropout=0.0, **unit_options):
+        super().__init__()
+        self.variant = variant
+        self.stem = nn.Conv2d(3, width, 3, padding=1)
+        self.unit = layers.build(variant, width, width, 3, padding=1, **unit_options)
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(width, num_classes)
+        layers.bind(self)
+
+    def forward(self, x):
+        x = torch.relu(self.unit(torch.relu(self.stem(x))))
+        return self.fc(self.dropout(x.mean(dim=(2, 3))))
+
+
+class TinySegmenter(nn.Module):
+    def __init__(self, num_classes=3, width=8):
+        super().__init__()
+        self.stem = nn.Conv2d(3, width, 3, padding=1)
+        self.unit = layers.build("dyconv", width, width, 3, padding=1)
+        self.head = nn.Conv2d(width, num_classes, 1)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.unit(torch.relu(self.stem(x)))))
+
+
+def made(model_class, *args, seed=0, **kwargs):
+    torch.manual_seed(seed)
+    return model_class(*args, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return smoke_datasets(samples=128, seed=0)
+
+
+def weights(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def same_weights(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_learns_a_toy_problem_and_writes_history(tmp_path, data):
+    train, val, test = data
+    model = made(TinyNet, "base")
+    history = fit(model, train, val, test, epochs=4, batch_size=16, lr=1e-2, out_dir=tmp_path, quiet=True)
+    assert len(history) == 4 and [r["epoch"] for r in history] == [1, 2, 3, 4]
+    assert history[-1]["train_loss"] < 0.7 * history[0]["train_loss"]
+    assert history.best_metric >= 0.9 and history.test["accuracy"] >= 0.85
+    assert history[0]["temperature"] is None  # base units have no temperature
+    assert all(r["lr"] == 1e-2 and r["seconds"] > 0 for r in history)
+
+    saved = json.loads((tmp_path / "history.json").read_text())
+    assert saved["finished"] and saved["test"] == history.test and saved["best_epoch"] == history.best_epoch
+    assert History.read_json(tmp_path / "history.json").records == history.records
+    with open(tmp_path / "history.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [float(r["val_metric"]) for r in rows] == pytest.approx(history.column("val_metric"))
+    assert {"last.pt", "best.pt"} <= {p.name for p in tmp_path.iterdir()}
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_same_seed_gives_the_same_run(data):
+    train, val, _ = data
+    runs = []
+    for _ in range(2):
+        model = made(PlainNet, "dyconv", dropout=0.3)
+        history = fit(model, train, val, epochs=2, batch_size=16, seed=3, quiet=True)
+        runs.append((weights(model), history.column("train_loss")))
+    assert same_weights(runs[0][0], runs[1][0]) and runs[0][1] == runs[1][1]
+
+
+def test_temperature_anneals_per_iteration_to_one(data):
+    train, val, _ = data
+    model = made(PlainNet, "dyconv")
+    seen = []
+    model.unit.register_forward_pre_hook(lambda m, args: seen.append(m.temperature) if m.training else None)
+    history = fit(model, train, val, epochs=6, batch_size=16, quiet=True)
+    steps = len(seen) // 6
+    assert seen[0] == 30.0
+    assert all(a > b for a, b in zip(seen[:2 * steps], seen[1:2 * steps]))  # anneals over a third of the run
+    assert seen[2 * steps:] == [1.0] * (4 * steps)
+    assert history.column("temperature") == pytest.approx([15.5, 1.0, 1.0, 1.0, 1.0, 1.0])
+    assert model.unit.temperature == 1.0
+
+
+def test_auxiliary_loss_is_added_to_the_task_loss(data):
+    train, val, _ = data
+    model = made(PlainNet, "hard")
+    x, y = train.tensors
+    model.train()
+    task_loss = nn.functional.cross_entropy(model(x), y).item()
+    aux = layers.auxiliary_loss(model).item()
+    assert aux == pytest.approx(0.25)  # every gate open, budget 0.5: (1 - 0.5)^2
+
+    # one full batch with a zero learning rate: the recorded loss is exactly that step's objective
+    history = fit(model, train, val, epochs=1, batch_size=len(train), lr=0.0, quiet=True)
+    assert history[0]["train_aux_loss"] == pytest.approx(aux)
+    assert history[0]["train_loss"] == pytest.approx(task_loss + aux, rel=1e-5)
+
+
+def test_auxiliary_loss_moves_the_gates_toward_the_budget(data):
+    train, val, _ = data
+    open_rates = {}
+    for weight in (0.0, 1.0):
+        model = made(PlainNet, "hard", budget_weight=weight)
+        history = fit(model, train, val, epochs=4, batch_size=16, lr=5e-2, quiet=True)
+        model.train()
+        model(val.tensors[0])
+        open_rates[weight] = model.unit.last_open_rate
+    aux = history.column("train_aux_loss")
+    assert aux[-1] < 0.25 * aux[0]
+    assert open_rates[0.0] > 0.9 and open_rates[1.0] < 0.75  # the budget (0.5) closes gates; the task alone does not
+
+
+def test_plateau_reduces_lr_and_early_stopping_stops(data):
+    train, val, _ = data
+    model = made(PlainNet, "base")
+    # so small a learning rate that the validation accuracy cannot improve after epoch 1
+    history = fit(model, train, val, epochs=20, batch_size=32, lr=1e-6, plateau_patience=1, plateau_min_lr=0.0,
+                  early_stopping_patience=3, quiet=True)
+    assert len(history) == 4 and history.stopped_early and history.best_epoch == 1
+    assert history.column("lr") == pytest.approx([1e-6, 1e-6, 1e-6, 1e-7])
+
+
+def test_best_checkpoint_is_restored_before_the_test(tmp_path, data):
+    train, val, test = data
+
+    def sabotage(context):
+        # after epoch 2: flip the classifier (accuracy becomes 1 - accuracy) and freeze everything
+        if context.epoch == 2:
+            with torch.no_grad():
+                context.model.fc.weight.neg_()
+                context.model.fc.bias.neg_()
+            for group in context.optimizer.param_groups:
+                group["lr"] = 0.0
+
+    model = made(PlainNet, "base")
+    history = fit(model, train, val, test, epochs=4, batch_size=16, lr=1e-2, early_stopping_patience=None,
+                  out_dir=tmp_path, callbacks=[sabotage], quiet=True)
+    assert len(history) == 4 and history.best_epoch <= 2
+    assert history[-1]["val_metric"] < 0.5 < history.best_metric
+    assert same_weights(weights(model), load_checkpoint(tmp_path / "best.pt")["model"])
+    assert not same_weights(weights(model), load_checkpoint(tmp_path / "last.pt")["model"])
+    assert evaluate(model, val, batch_size=50)["accuracy"] == pytest.approx(history.best_metric)
+    assert history.test == pytest.approx(evaluate(model, test, batch_size=7))
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_resume_ends_where_the_uninterrupted_run_ends(tmp_path, data):
+    train, val, test = data
+    settings = dict(epochs=4, batch_size=16, lr=5e-3, seed=7, quiet=True)
+
+    whole = made(PlainNet, "dyconv", dropout=0.3)  # dropout: the random state must be restored too
+    full = fit(whole, train, val, test, out_dir=tmp_path / "whole", **settings)
+
+    def crash_after_epoch_2(context):
+        if context.epoch == 2:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        fit(made(PlainNet, "dyconv", dropout=0.3), train, val, test, out_dir=tmp_path / "cut",
+            callbacks=[crash_after_epoch_2], **settings)
+    assert load_checkpoint(tmp_path / "cut" / "last.pt")["epoch"] == 2
+
+    resumed_model = made(PlainNet, "dyconv", dropout=0.3, seed=123)  # the checkpoint replaces these weights
+    resumed = fit(resumed_model, train, val, test, out_dir=tmp_path / "cut", resume=True, **settings)
+
+    strip = lambda records: [{k: v for k, v in r.items() if k != "seconds"} for r in records]  # noqa: E731
+    assert strip(resumed.records) == strip(full.records)
+    assert resumed.test == full.test and resumed.best_epoch == full.best_epoch
+    assert same_weights(weights(resumed_model), weights(whole))
+    assert same_weights(load_checkpoint(tmp_path / "cut" / "last.pt")["model"],
+                        load_checkpoint(tmp_path / "whole" / "last.pt")["model"])
+
+
+def test_checkpoint_of_another_variant_or_shape_is_refused(tmp_path, data):
+    train, val, _ = data
+    fit(made(TinyNet, "base"), train, val, epochs=1, batch_size=32, out_dir=tmp_path, quiet=True)
+    with pytest.raises(CheckpointMismatchError, match=r"(?s)checkpoint: TinyNet \(variant 'base'\).*"
+                                                      r"this model: TinyNet \(variant 'dyconv'\)"):
+        fit(made(TinyNet, "dyconv"), train, val, epochs=1, batch_size=32, out_dir=tmp_path, resume=True, quiet=True)
+    with pytest.raises(CheckpointMismatchError, match=r"parameter 'stem.weight' is \[8, 3, 3, 3\] in the checkpoint "
+                                                      r"and \[16, 3, 3, 3\] here"):
+        load_checkpoint(tmp_path / "best.pt", made(TinyNet, "base", width=16))
+
+
+def test_existing_run_is_never_overwritten_silently(tmp_path, data):
+    train, val, test = data
+    model = made(TinyNet, "base")
+    first = fit(model, train, val, test, epochs=2, batch_size=32, out_dir=tmp_path, quiet=True)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+    with pytest.raises(FileExistsError, match="resume=True.*overwrite=True"):
+        fit(made(TinyNet, "base"), train, val, epochs=2, batch_size=32, out_dir=tmp_path, quiet=True)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+    # resuming a finished run reloads it as it is, best weights included, without training
+    again = made(TinyNet, "base", seed=5)
+    reloaded = fit(again, train, val, test, epochs=2, batch_size=32, out_dir=tmp_path, resume=True, quiet=True)
+    assert reloaded.records == first.records and reloaded.test == first.test
+    assert same_weights(weights(again), weights(model))
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+    with pytest.raises(ValueError, match="epochs: 2 -> 3"):
+        fit(again, train, val, epochs=3, batch_size=32, out_dir=tmp_path, resume=True, quiet=True)
+
+    replaced = fit(made(TinyNet, "base"), train, val, epochs=1, batch_size=32, out_dir=tmp_path, overwrite=True,
+                   quiet=True)
+    assert len(replaced) == 1 and len(History.read_json(tmp_path / "history.json")) == 1
+
+
+def test_segmentation_reports_miou_from_the_confusion_matrix():
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randn(24, 3, 12, 12, generator=generator)
+    masks = (images[:, 0] > 0.5).long() + (images[:, 1] > 0.5).long()  # classes 0, 1, 2 from the pixel colour
+    masks[:, :2] = 255  # top rows unlabelled
+    train, val = TensorDataset(images[:16], masks[:16]), TensorDataset(images[16:], masks[16:])
+    model = made(TinySegmenter)
+    history = fit(model, train, val, val, task="segmentation", epochs=3, batch_size=8, lr=2e-2, quiet=True)
+    assert history.metric == "miou" and history[-1]["train_loss"] < history[0]["train_loss"]
+
+    result = evaluate(model, val, "segmentation", batch_size=3)
+    model.eval()
+    with torch.no_grad():
+        expected = ConfusionMatrix(3).update(model(images[16:]), masks[16:])
+    assert result["miou"] == pytest.approx(expected.miou())
+    assert result["pixel_accuracy"] == pytest.approx(expected.pixel_accuracy())
+    assert history.test == pytest.approx(result)
+    logits = model(images[16:]).detach()
+    assert result["loss"] == pytest.approx(nn.functional.cross_entropy(logits, masks[16:], ignore_index=255).item(),
+                                           rel=1e-5)
+
+
+def test_evaluate_classification_reports_top5_from_five_classes():
+    generator = torch.Generator().manual_seed(2)
+    x, y = torch.randn(30, 3, 6, 6, generator=generator), torch.randint(0, 6, (30,), generator=generator)
+    model = made(PlainNet, "base", num_classes=6).eval()
+    with torch.no_grad():
+        logits = model(x)
+    result = evaluate(model, TensorDataset(x, y), "timeseries", batch_size=8)
+    assert result["accuracy"] == pytest.approx((logits.argmax(1) == y).float().mean().item())
+    assert result["top5"] == pytest.approx((logits.topk(5, 1).indices == y[:, None]).any(1).float().mean().item())
+    assert result["loss"] == pytest.approx(nn.functional.cross_entropy(logits, y).item(), rel=1e-5)
+    assert "top5" not in evaluate(made(PlainNet, "base"), TensorDataset(x, y % 2), batch_size=8)
+
+
+def test_bad_arguments_name_the_valid_values(data):
+    train, val, _ = data
+    model = made(PlainNet)
+    with pytest.raises(ValueError, match="valid tasks: classification, segmentation, timeseries"):
+        fit(model, train, val, task="detection", epochs=1)
+    with pytest.raises(ValueError, match="valid metrics: miou, pixel_accuracy, loss"):
+        fit(model, train, val, task="segmentation", metric="accuracy", epochs=1)
+    with pytest.raises(ValueError, match="valid optimizers: adam, adamw, sgd"):
+        fit(model, train, val, optimizer="lbfgs", epochs=1)
+    with pytest.raises(ValueError, match="resume=True needs"):
+        fit(model, train, val, resume=True, epochs=1)
+
+
+def test_profiles():
+    from dynlab.profiles import get_profile
+
+    full = get_profile("full").task("classification")  # the seed's Table 1
+    assert (full.optimizer, full.lr, full.batch_size, full.epochs, full.dropout, full.width) == (
+        "adam", 1e-3, 32, 30, 0.2, 64)
+    assert (full.plateau_factor, full.plateau_patience, full.plateau_min_lr, full.early_stopping_patience) == (
+        0.1, 5, 1e-6, 10)
+    quick = get_profile("quick")
+    assert quick.model_kwargs("classification") == {"stem": "small", "width": 16, "dropout": 0.2}
+    assert quick.model_kwargs("timeseries")["channels"] == (32, 64, 64)
+    assert quick.fit_kwargs("segmentation")["task"] == "segmentation"
+    with pytest.raises(ValueError, match="valid profiles: quick, full, seed"):
+        get_profile("fast")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        quick.name = "other"
+
+
+def test_default_profile_follows_cuda_and_dynlab_quick(monkeypatch):
+    from dynlab.profiles import default_profile
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.delenv("DYNLAB_QUICK", raising=False)
+    assert default_profile().name == "full"
+    monkeypatch.setenv("DYNLAB_QUICK", "1")
+    assert default_profile().name == "quick"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.delenv("DYNLAB_QUICK")
+    assert default_profile().name == "quick"
+
+
+def test_device_choice_on_this_machine():
+    from dynlab import device as dev
+
+    assert dev.pick_device("cpu") == torch.device("cpu")
+    assert dev.autocast_dtype(torch.device("cpu")) is None and not dev.use_channels_last(torch.device("cpu"))
+    assert not dev.grad_scaler(torch.device("cpu")).is_enabled()
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="CUDA is not available.*available here: .*cpu"):
+            dev.pick_device("cuda")
+        assert dev.pick_device().type in ("mps", "cpu")
+    with pytest.raises(ValueError, match="unknown device"):
+        dev.pick_device("tpu9")
