@@ -9,6 +9,8 @@
 - ``seed``: ``full`` with Tiny ImageNet upsampled to 224x224 behind the ImageNet stem, as the seed did.
 
 ``default_profile()`` is ``quick`` without CUDA or when ``DYNLAB_QUICK=1``, else ``full``.
+How many samples each profile uses is the data module's business: ``dynlab.data.tasks.SYNTHETIC_SIZES``
+and ``REAL_SIZES``.
 
 >>> from dynlab.profiles import get_profile
 >>> p = get_profile("quick")
@@ -44,11 +46,6 @@ class TaskProfile:
     dropout: float = 0.2
     #: image side in pixels, or series length; None keeps the data set's own (Adiac: 176)
     size: int | None = None
-    #: caps on the training pool and the test set (None: all of it); the synthetic data is made this big
-    train_samples: int | None = None
-    test_samples: int | None = None
-    #: share of the training pool held out for validation (model selection, plateau, early stopping)
-    val_fraction: float = 0.1
 
     def fit_kwargs(self) -> dict:
         """The keyword arguments of ``dynlab.train.fit`` this profile sets."""
@@ -93,10 +90,8 @@ class Profile:
 _QUICK = Profile(
     "quick",
     "narrow models, small data, few epochs: about a minute per variant for the three tasks on a 2-core CPU",
-    classification=TaskProfile(epochs=3, size=32, stem="small", width=16, train_samples=600, test_samples=200,
-                               val_fraction=0.2),
-    segmentation=TaskProfile(epochs=4, batch_size=16, size=64, stem="imagenet", width=16, dropout=0.0,
-                             train_samples=240, test_samples=100, val_fraction=0.2),
+    classification=TaskProfile(epochs=3, size=32, stem="small", width=16),
+    segmentation=TaskProfile(epochs=4, batch_size=16, size=64, stem="imagenet", width=16, dropout=0.0),
     timeseries=TaskProfile(epochs=10, width=32, dropout=0.0),
 )
 
