@@ -204,6 +204,32 @@ def read_rows(out: str | os.PathLike) -> list[dict]:
     return [json.loads(path.read_text()) for path in cells]
 
 
+def read_results(path: str | os.PathLike) -> list[dict]:
+    """Rows of a ``results.csv`` (a study folder or the file itself), numbers as numbers."""
+    path = Path(path)
+    path = path / "results.csv" if path.is_dir() else path
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        for key in ("metric", "train_seconds"):
+            row[key] = float(row[key])
+        for key in ("seed", "params", "macs", "epochs"):
+            row[key] = int(row[key])
+    return rows
+
+
+def load_model(out: str | os.PathLike, task: str, variant: str, seed: int = 0, fold: int | None = None) -> nn.Module:
+    """The best model of a finished study cell, rebuilt and loaded (eval mode)."""
+    from .train import load_checkpoint
+
+    out = Path(out)
+    cell = json.loads((out / "cells" / f"{_cell_name(task, variant, seed, fold)}.json").read_text())
+    data = load_data(task, cell["data"], cell["profile"], seed, fold, limit=1)
+    model = build_model(variant, task, data, cell["profile"])
+    load_checkpoint(out / "runs" / _cell_name(task, variant, seed, fold) / "best.pt", model)
+    return model.eval()
+
+
 def write_csv(rows: Sequence[dict], path: Path) -> None:
     temporary = path.with_name(f".{path.name}.tmp")
     with open(temporary, "w", newline="") as handle:

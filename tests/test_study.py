@@ -106,3 +106,11 @@ def test_cli_train_then_evaluate_and_resume_protection(tmp_path, capsys):
 def test_console_help_shows_examples():
     out = subprocess.run([sys.executable, "-m", "dynlab.cli", "--help"], capture_output=True, text=True, check=True)
     assert "examples:" in out.stdout and "dynlab study" in out.stdout
+
+
+def test_results_read_back_and_models_reload(smoke_study):
+    rows = study.read_results(smoke_study)
+    assert {r["variant"] for r in rows} == {"base", "hard", "dyconv"} and isinstance(rows[0]["metric"], float)
+    model = study.load_model(smoke_study, "timeseries", "dyconv", seed=1)
+    assert not model.training and sum(p.numel() for p in model.parameters()) == next(
+        r["params"] for r in rows if r["variant"] == "dyconv" and r["seed"] == 1)
