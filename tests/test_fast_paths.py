@@ -50,25 +50,33 @@ def _random_case(seed: int):
 CASES = [_random_case(seed) for seed in range(24)]
 
 
+@pytest.mark.parametrize("with_spatial", [False, True])
 @pytest.mark.parametrize("batch_inner", [False, True])
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"d{c[0]}-k{c[4]}-s{c[5]}-p{c[6]}-dil{c[7]}")
-def test_im2col_and_its_adjoint_equal_unfold_and_fold(case, batch_inner):
+def test_im2col_and_its_adjoint_equal_unfold_and_fold(case, batch_inner, with_spatial):
     dim, c_in, c_out, groups, kernel, stride, padding, dilation, size = case
     unit = ConvUnit(c_in, c_out, kernel, stride=stride, padding=padding, dilation=dilation, groups=groups, dim=dim)
     g = torch.Generator().manual_seed(1)
     x = torch.randn(3, c_in, *size, generator=g, dtype=torch.float64, requires_grad=True)
+    spatial = torch.rand(3, unit.kernel_volume, generator=g, dtype=torch.float64, requires_grad=True)
     if dim == 2:
         expected = F.unfold(x, kernel, dilation, padding, stride)
     else:
         expected = F.unfold(x.unsqueeze(2), (1, *kernel), (1, *dilation), (0, *padding), (1, *stride))
-    got = mixing.unfold(unit, x, batch_inner=batch_inner)
+    inputs = [x]
+    if with_spatial:
+        expected = (expected.reshape(3, c_in, unit.kernel_volume, -1) * spatial.reshape(3, 1, -1, 1)).reshape(
+            expected.shape)
+        inputs.append(spatial)
+    got = mixing.unfold(unit, x, spatial if with_spatial else None, batch_inner=batch_inner)
     if batch_inner:
         got = got.permute(1, 0, 2)
     torch.testing.assert_close(got, expected, rtol=0, atol=0)
     cotangent = torch.randn(expected.shape, generator=g, dtype=torch.float64)
-    (want,) = torch.autograd.grad(expected, x, cotangent)
-    (have,) = torch.autograd.grad(got, x, cotangent)
-    torch.testing.assert_close(have, want, **TOL)
+    want = torch.autograd.grad(expected, inputs, cotangent)
+    have = torch.autograd.grad(got, inputs, cotangent)
+    for h, w in zip(have, want):
+        torch.testing.assert_close(h, w, **TOL)
 
 
 @pytest.mark.parametrize("count", [1, 4])

@@ -165,72 +165,94 @@ def _dense(unit, x, kernels, attention):
 
 
 class _Im2col(torch.autograd.Function):
-    """im2col of a 2D input as one strided copy, and its exact adjoint as k^2 strided in-place adds.
+    """im2col of a 2D input as one strided copy, optionally times a per-sample spatial attention.
 
-    Same values as ``F.unfold`` (and the same gradient as ``F.fold``), but each direction is a few
-    large memory-bound kernels: ``F.unfold``/``F.fold`` on CPU take several times longer, and slow
-    down badly on a busy machine. ``batch_inner`` lays the columns out (C k^2, B, L) instead of
-    (B, C k^2, L), ready for one matrix product over the whole batch.
+    Same values as ``F.unfold`` (times s[b, tap] when ``spatial`` is given) and the exact adjoint:
+    the gradient of the input is k^2 strided in-place multiply-adds, that of the attention k^2
+    reductions over a strided view of the padded input (nothing unfolded is kept for it). Each
+    direction is a few large memory-bound kernels, where ``F.unfold``/``F.fold`` plus a separate
+    product take several times longer on a CPU and slow down badly on a busy one. ``batch_inner``
+    lays the columns out (C k^2, B, L) instead of (B, C k^2, L), ready for one matrix product
+    over the whole batch.
     """
 
     @staticmethod
-    def forward(ctx, x, kernel_size, dilation, padding, stride, batch_inner):
+    def forward(ctx, x, spatial, kernel_size, dilation, padding, stride, batch_inner):
         (kh, kw), (dh, dw), (ph, pw), (sh, sw) = kernel_size, dilation, padding, stride
         xp = F.pad(x, (pw, pw, ph, ph))
         batch, channels, hp, wp = xp.shape
         ho, wo = (hp - dh * (kh - 1) - 1) // sh + 1, (wp - dw * (kw - 1) - 1) // sw + 1
-        b_, c_, h_, w_ = xp.stride()
-        view = xp.as_strided((batch, channels, kh, kw, ho, wo), (b_, c_, dh * h_, dw * w_, sh * h_, sw * w_))
-        ctx.geometry = (x.shape, (hp, wp), (ho, wo), kernel_size, dilation, padding, stride, batch_inner)
+        ctx.geometry = (x.shape, (ho, wo), kernel_size, dilation, padding, stride, batch_inner)
+        ctx.save_for_backward(xp if spatial is not None and spatial.requires_grad else None, spatial)
+        view = _tap_view(xp, ctx.geometry)  # (B, C, kh, kw, ho, wo)
         if batch_inner:
-            return view.permute(1, 2, 3, 0, 4, 5).reshape(channels * kh * kw, batch, ho * wo)
+            view = view.permute(1, 2, 3, 0, 4, 5)
+        if spatial is not None:  # multiply while copying: one pass, written in the layout asked for
+            taps = spatial.reshape(batch, 1, kh, kw, 1, 1)
+            taps = taps.permute(1, 2, 3, 0, 4, 5) if batch_inner else taps
+            view = torch.mul(view, taps, out=xp.new_empty(view.shape))
+        if batch_inner:
+            return view.reshape(channels * kh * kw, batch, ho * wo)
         return view.reshape(batch, channels * kh * kw, ho * wo)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad):
-        shape, (hp, wp), (ho, wo), (kh, kw), (dh, dw), (ph, pw), (sh, sw), batch_inner = ctx.geometry
+        shape, (ho, wo), (kh, kw), (dh, dw), (ph, pw), (sh, sw), batch_inner = ctx.geometry
+        xp, spatial = ctx.saved_tensors
         batch, channels, h, w = shape
         if batch_inner:
             grad = grad.reshape(channels, kh, kw, batch, ho, wo).permute(3, 0, 1, 2, 4, 5)
         else:
             grad = grad.reshape(batch, channels, kh, kw, ho, wo)
-        padded = grad.new_zeros(batch, channels, hp, wp)
-        for i in range(kh):
-            for j in range(kw):
-                padded[:, :, i * dh:i * dh + sh * (ho - 1) + 1:sh, j * dw:j * dw + sw * (wo - 1) + 1:sw] += grad[:, :, i, j]
-        return padded[:, :, ph:ph + h, pw:pw + w], None, None, None, None, None
+        grad_x = grad_spatial = None
+        if ctx.needs_input_grad[0]:
+            padded = grad.new_zeros(batch, channels, h + 2 * ph, w + 2 * pw)
+            taps = None if spatial is None else spatial.reshape(batch, kh, kw, 1, 1, 1)
+            for i in range(kh):
+                for j in range(kw):
+                    target = padded[:, :, i * dh:i * dh + sh * (ho - 1) + 1:sh, j * dw:j * dw + sw * (wo - 1) + 1:sw]
+                    if taps is None:
+                        target += grad[:, :, i, j]
+                    else:
+                        target.addcmul_(grad[:, :, i, j], taps[:, i, j])
+            grad_x = padded[:, :, ph:ph + h, pw:pw + w]
+        if xp is not None:
+            grad_spatial = (_tap_view(xp, ctx.geometry) * grad).sum(dim=(1, 4, 5)).reshape(batch, kh * kw)
+        return grad_x, grad_spatial, None, None, None, None, None
 
 
-def unfold(unit: ConvUnit, x: torch.Tensor, batch_inner: bool = False) -> torch.Tensor:
-    """im2col for 1D and 2D: (B, C_in, *S) -> (B, C_in * prod(k), L), or (C_in * prod(k), B, L)."""
+def _tap_view(xp, geometry):
+    """(B, C, kh, kw, ho, wo) strided view of the padded input: the unfolded input, without copying."""
+    _, (ho, wo), (kh, kw), (dh, dw), _, (sh, sw), _ = geometry
+    b_, c_, h_, w_ = xp.stride()
+    return xp.as_strided((*xp.shape[:2], kh, kw, ho, wo), (b_, c_, dh * h_, dw * w_, sh * h_, sw * w_))
+
+
+def unfold(unit: ConvUnit, x: torch.Tensor, spatial: torch.Tensor | None = None,
+           batch_inner: bool = False) -> torch.Tensor:
+    """im2col for 1D and 2D: (B, C_in, *S) -> (B, C_in * prod(k), L), or (C_in * prod(k), B, L).
+
+    With ``spatial`` (B, prod(k)) every column entry of kernel position j is multiplied by spatial[b, j].
+    """
     if unit.dim == 2:
-        return _Im2col.apply(x, unit.kernel_size, unit.dilation, unit.padding, unit.stride, batch_inner)
+        return _Im2col.apply(x, spatial, unit.kernel_size, unit.dilation, unit.padding, unit.stride, batch_inner)
     return _Im2col.apply(
-        x.unsqueeze(2), (1, *unit.kernel_size), (1, *unit.dilation), (0, *unit.padding), (1, *unit.stride), batch_inner
+        x.unsqueeze(2), spatial, (1, *unit.kernel_size), (1, *unit.dilation), (0, *unit.padding),
+        (1, *unit.stride), batch_inner,
     )
 
 
 def _columns(unit, x, spatial):
     """Unfolded input (B, g, C_in/g * k^d, L), with the spatial attention folded in when given."""
-    batch = x.shape[0]
-    cols = unfold(unit, x)
-    positions = cols.shape[-1]
-    if spatial is not None:
-        volume = unit.kernel_volume
-        cols = cols.reshape(batch, unit.in_channels, volume, positions) * spatial.reshape(batch, 1, volume, 1)
-    return cols.reshape(batch, unit.groups, -1, positions)
+    cols = unfold(unit, x, spatial)
+    return cols.reshape(x.shape[0], unit.groups, -1, cols.shape[-1])
 
 
 def _batch_columns(unit, x, spatial):
     """Unfolded input of the whole batch as (g, C_in/g * k^d, B * L), spatial attention folded in."""
-    batch = x.shape[0]
-    cols = unfold(unit, x, batch_inner=True)  # (C_in * k^d, B, L)
-    positions = cols.shape[-1]
-    if spatial is not None:
-        volume = unit.kernel_volume
-        cols = cols.reshape(unit.in_channels, volume, batch, positions) * spatial.t().reshape(1, volume, batch, 1)
-    return cols.reshape(unit.groups, -1, batch * positions)
+    cols = unfold(unit, x, spatial, batch_inner=True)  # (C_in * k^d, B, L)
+    return cols.reshape(unit.groups, -1, x.shape[0] * cols.shape[-1])
 
 
 def _unfold_dense(unit, x, kernels, attention, spatial):
