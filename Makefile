@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 TORCH_PIN := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install study test lab flops clean-venv
+.PHONY: install study test lab flops clean-venv screenshots
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,13 @@ study: $(STAMP)
 test: $(STAMP)
 	DYNLAB_QUICK=1 DYNLAB_RUNS=$$(mktemp -d) MPLBACKEND=Agg $(PY) -m pytest tests notebooks \
 		--nbval-lax --nbval-current-env --nbval-cell-timeout=300
+
+# Browser tests that run notebooks (needs Chromium: see tests/browser/conftest.py); their screenshots
+# replace the committed ones in assets/screens/.
+screenshots: $(STAMP)
+	rm -f assets/screens/*.png
+	DYNLAB_SCREENS=$(CURDIR)/assets/screens DYNLAB_BROWSER_REQUIRED=1 $(PY) -m pytest tests/browser \
+		-k test_run_all_cells -p no:cacheprovider
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/
