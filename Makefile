@@ -18,9 +18,10 @@ install: $(STAMP)
 study: $(STAMP)
 	$(VENV)/bin/dynlab study --profile quick --out runs/study-quick
 
-# Library tests, then every notebook under nbval (quick profile, fresh run folder), then browser tests.
+# Every notebook under nbval (quick profile, a fresh run folder), then the library tests and the browser
+# tests, which reload the models nbval trained from the same run folder.
 test: $(STAMP)
-	DYNLAB_QUICK=1 DYNLAB_RUNS=$$(mktemp -d) MPLBACKEND=Agg $(PY) -m pytest tests notebooks \
+	DYNLAB_QUICK=1 DYNLAB_RUNS=$$(mktemp -d) MPLBACKEND=Agg $(PY) -m pytest notebooks tests \
 		--nbval-lax --nbval-current-env --nbval-cell-timeout=300
 
 # Browser tests that run notebooks (needs Chromium: see tests/browser/conftest.py); their screenshots

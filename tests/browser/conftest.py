@@ -5,8 +5,8 @@ Fixtures, from the outside in:
 - ``chromium``: the browser executable; the tests skip (saying how to install) without it or playwright,
   or fail instead where ``DYNLAB_BROWSER_REQUIRED=1`` (CI, ``make screenshots``).
 - ``lab_server``: ``jupyter lab`` on a free 127.0.0.1 port with a random token, serving a temporary copy
-  of ``notebooks/`` (nothing tracked is written), quick profile (``DYNLAB_QUICK=1``), a fresh
-  ``DYNLAB_RUNS`` and no ``MPLBACKEND`` (so the kernels draw inline). Stopped, kernels included, at the end.
+  of ``notebooks/`` (nothing tracked is written), quick profile (``DYNLAB_QUICK=1``), the session's
+  ``DYNLAB_RUNS`` (else a fresh one) and no ``MPLBACKEND`` (so the kernels draw inline). Stopped, kernels included, at the end.
 - ``browser``: headless Chromium driven by Playwright.
 - ``lab``: one fresh page and a :class:`Lab` helper for it; its kernels are shut down afterwards, and
   the page of a failed test is kept in a temporary folder (its path is printed with the failure).
@@ -199,7 +199,10 @@ def lab_server(chromium, tmp_path_factory) -> LabServer:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(values))
     env = {key: value for key, value in os.environ.items() if key != "MPLBACKEND"}
-    env.update(DYNLAB_QUICK="1", DYNLAB_RUNS=str(base / "runs"), PYTHONUNBUFFERED="1",
+    # reuse the session's runs folder when there is one (make test shares it with nbval, which has
+    # trained the course's models by then), else a fresh one
+    runs = os.environ.get("DYNLAB_RUNS") or str(base / "runs")
+    env.update(DYNLAB_QUICK="1", DYNLAB_RUNS=runs, PYTHONUNBUFFERED="1",
                # the user's Jupyter config, data and runtime folders stay out of the test
                JUPYTER_CONFIG_DIR=str(base / "jupyter-config"), JUPYTER_DATA_DIR=str(base / "jupyter-data"),
                JUPYTER_RUNTIME_DIR=str(base / "jupyter-runtime"))
