@@ -294,7 +294,8 @@ def summarise(rows: Sequence[dict]) -> dict[str, list[dict]]:
         key = lambda r: (int(r["seed"]), str(r["fold"]))  # noqa: E731
         base = {key(r): float(r["metric"]) for r in selected if r["variant"] == "base"}
         lines = []
-        for variant in dict.fromkeys(r["variant"] for r in selected):
+        order = {name: index for index, name in enumerate(layers.names())}
+        for variant in sorted(dict.fromkeys(r["variant"] for r in selected), key=lambda v: order.get(v, len(order))):
             mine = {key(r): float(r["metric"]) for r in selected if r["variant"] == variant}
             mean, std = mean_std(list(mine.values()))
             first = next(r for r in selected if r["variant"] == variant)
