@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from . import viz
-from .layers import AttentionRecorder, collect_attention
+from .layers import AttentionRecorder, StaticConv, collect_attention
 
 
 def attention_layers(model: nn.Module) -> list[str]:
@@ -70,9 +70,16 @@ class Explorer:
         self._quiet = True  # changing the options fires value events: draw once, afterwards
         try:
             self.layer.options = names
-            self.layer.value = previous if previous in names else (names[len(names) // 2] if names else None)
+            self.layer.value = previous if previous in names else self._default_layer(names)
         finally:
             self._quiet = False
+
+    def _default_layer(self, names: list[str]):
+        """A layer from the middle of the network, preferring one with attention of its own."""
+        modules = dict(self.model().named_modules())
+        dynamic = [n for n in names if not isinstance(modules[n], StaticConv)]
+        choice = dynamic or names
+        return choice[len(choice) // 2] if choice else None
 
     def _on_view_change(self, change) -> None:
         if not self._quiet:
