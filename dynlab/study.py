@@ -24,7 +24,7 @@ from .data import TaskData, load_task, load_timeseries_fold
 from .device import pick_device
 from .metrics import mean_std, paired_difference
 from .models import resnet18, segmentation_model, tsresnet
-from .train import fit
+from .train import atomic_write_text, fit
 
 TASKS = ("classification", "segmentation", "timeseries")
 DATA = ("synthetic", "real")
@@ -192,12 +192,6 @@ def _cell_name(task: str, variant: str, seed: int, fold: int | None) -> str:
     return f"{task}__{variant}__seed{seed}" + (f"__fold{fold}" if fold is not None else "")
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
-
-
 def read_rows(out: str | os.PathLike) -> list[dict]:
     """The finished cells of a study folder (from ``cells/*.json``)."""
     cells = sorted((Path(out) / "cells").glob("*.json"))
@@ -272,7 +266,7 @@ def run_study(variants: Sequence[str] | None = None, tasks: Sequence[str] | None
                             device=device, out_dir=out / "runs" / name, resume=True, quiet=quiet, limit=limit)
         row = run.row()
         row["curve"] = [r["val_metric"] for r in run.history.records]
-        _atomic_write(cell_path, json.dumps(row))
+        atomic_write_text(cell_path, json.dumps(row))
         write_csv(read_rows(out), out / "results.csv")
     rows = read_rows(out)
     write_csv(rows, out / "results.csv")
@@ -358,7 +352,7 @@ def write_report(rows: Sequence[dict], out: str | os.PathLike, command: str = ""
     out = Path(out)
     if not rows:
         raise ValueError(f"no finished cells in {out}: nothing to report")
-    _atomic_write(out / "report.md", report_markdown(rows, command, wall_seconds, device))
+    atomic_write_text(out / "report.md", report_markdown(rows, command, wall_seconds, device))
     viz.plot_metric_per_variant(rows).savefig(out / "metric_per_variant.png", dpi=100, bbox_inches="tight")
     viz.plot_metric_vs_macs(rows).savefig(out / "metric_vs_macs.png", dpi=100, bbox_inches="tight")
     viz.plot_curves(rows).savefig(out / "curves.png", dpi=100, bbox_inches="tight")

@@ -110,7 +110,7 @@ class History:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
     def to_json(self, path: str | os.PathLike) -> None:
-        _atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=2, default=_json_default) + "\n")
+        atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=2, default=_json_default) + "\n")
 
     def to_csv(self, path: str | os.PathLike) -> None:
         """The per-epoch records only (the test metrics are in the JSON file)."""
@@ -391,7 +391,7 @@ def _temporary_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
+def atomic_write_text(path: Path, text: str) -> None:
     tmp = _temporary_path(path)
     tmp.write_text(text)
     os.replace(tmp, path)
