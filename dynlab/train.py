@@ -47,6 +47,7 @@ TASK_METRICS = {
     "timeseries": ("accuracy", "top5", "loss"),
 }
 OPTIMIZERS = ("adam", "adamw", "sgd")
+LR_SCHEDULES = ("plateau", "cosine")
 RECORD_FIELDS = ("epoch", "train_loss", "train_aux_loss", "train_metric", "val_loss", "val_metric", "lr",
                  "temperature", "seconds")
 CHECKPOINT_FORMAT = 1
@@ -439,6 +440,37 @@ def _seed_worker(worker_id: int) -> None:
 
 
 # -- fit -------------------------------------------------------------------------------------------
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, loader: Iterable, device: torch.device | None = None) -> int:
+    """"Precise BN": recompute every BatchNorm's running statistics with the model's current weights.
+
+    One pass over ``loader`` in training mode without gradients, each BatchNorm averaging its batch
+    statistics over the whole pass (instead of the exponential average of training, which trails the
+    weights). Returns how many BatchNorm layers were recomputed. ``fit`` calls it before every
+    evaluation for models with ``dynlab.layers.needs_precise_batchnorm``.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if not norms:
+        return 0
+    device = device or next(model.parameters()).device
+    modes = {m: m.training for m in model.modules()}
+    momenta = [m.momentum for m in norms]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # cumulative average over the pass
+    model.train()
+    try:
+        for batch in loader:
+            with autocast(device):
+                model(prepare_input(batch[0], device))
+    finally:
+        for norm, momentum in zip(norms, momenta):
+            norm.momentum = momentum
+        for module, training in modes.items():
+            module.training = training
+    return len(norms)
+
+
 def _make_optimizer(name: str, parameters, lr: float, weight_decay: float) -> torch.optim.Optimizer:
     if name == "adam":
         return torch.optim.Adam(parameters, lr=lr, weight_decay=weight_decay)
@@ -459,7 +491,7 @@ def _check_out_dir(out_dir: Path, resume: bool, overwrite: bool) -> None:
 
 
 # settings that must match for a resumed run to end where the uninterrupted one would
-_RESUME_KEYS = ("task", "metric", "epochs", "batch_size", "optimizer", "seed", "world_size")
+_RESUME_KEYS = ("task", "metric", "epochs", "batch_size", "optimizer", "lr_schedule", "seed", "world_size")
 
 
 def _better(value: float, best: float | None, mode: str) -> bool:
@@ -487,6 +519,9 @@ def fit(
     plateau_patience: int | None = 5,
     plateau_min_lr: float = 1e-6,
     early_stopping_patience: int | None = 10,
+    lr_schedule: str = "plateau",
+    label_smoothing: float = 0.0,
+    precise_batchnorm: bool | None = None,
     ignore_index: int = IGNORE_INDEX,
     seed: int = 0,
     device: str | torch.device | None = None,
@@ -503,6 +538,14 @@ def fit(
     ``metric`` is the validation metric that picks the best epoch and drives ReduceLROnPlateau and
     early stopping (default: accuracy, or miou for segmentation; ``"loss"`` is minimised). Pass
     ``plateau_patience=None`` / ``early_stopping_patience=None`` to switch them off.
+
+    ``lr_schedule``: ``"plateau"`` (ReduceLROnPlateau on the validation metric, the seed's) or
+    ``"cosine"`` (cosine decay from ``lr`` to 0 over all training steps; the plateau settings are then
+    unused). ``label_smoothing`` goes to the cross-entropy of the training loss.
+
+    ``precise_batchnorm``: recompute the BatchNorm statistics over the training set before every
+    evaluation (``recalibrate_batchnorm``); None switches it on for models that need it
+    (``dynlab.layers.needs_precise_batchnorm``: ODConv).
 
     At the end the model holds the weights of the best epoch (and stays on the training device).
 
@@ -522,6 +565,10 @@ def fit(
         raise ValueError(f"unknown metric {metric!r} for task {task!r}; valid metrics: {', '.join(TASK_METRICS[task])}")
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}; valid optimizers: {', '.join(OPTIMIZERS)}")
+    if lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"unknown lr_schedule {lr_schedule!r}; valid schedules: {', '.join(LR_SCHEDULES)}")
+    if not 0.0 <= label_smoothing < 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs and batch_size must be positive, got epochs={epochs}, batch_size={batch_size}")
     if resume and overwrite:
@@ -542,7 +589,10 @@ def fit(
             batch_size=batch_size, lr=lr, weight_decay=weight_decay, optimizer_name=optimizer, metric=metric,
             mode=mode, plateau_factor=plateau_factor, plateau_patience=plateau_patience,
             plateau_min_lr=plateau_min_lr, early_stopping_patience=early_stopping_patience,
-            ignore_index=ignore_index, seed=seed, out_dir=out_dir, resume=resume, quiet=quiet,
+            lr_schedule=lr_schedule, label_smoothing=label_smoothing,
+            precise_batchnorm=layers.needs_precise_batchnorm(model) if precise_batchnorm is None else precise_batchnorm,
+            ignore_index=ignore_index, seed=seed,
+            out_dir=out_dir, resume=resume, quiet=quiet,
             num_workers=num_workers, eval_batch_size=eval_batch_size or batch_size, callbacks=list(callbacks or ()),
         )
     finally:
@@ -552,13 +602,14 @@ def fit(
 
 def _fit(model, train_set, val_set, test_set, *, dist: _Dist, device: torch.device, task, epochs, batch_size, lr,
          weight_decay, optimizer_name, metric, mode, plateau_factor, plateau_patience, plateau_min_lr,
-         early_stopping_patience, ignore_index, seed, out_dir, resume, quiet, num_workers, eval_batch_size,
-         callbacks) -> History:
+         early_stopping_patience, lr_schedule, label_smoothing, precise_batchnorm, ignore_index, seed, out_dir,
+         resume, quiet, num_workers, eval_batch_size, callbacks) -> History:
     config = {
         "task": task, "metric": metric, "epochs": epochs, "batch_size": batch_size, "lr": lr,
         "weight_decay": weight_decay, "optimizer": optimizer_name, "plateau_factor": plateau_factor,
         "plateau_patience": plateau_patience, "plateau_min_lr": plateau_min_lr,
-        "early_stopping_patience": early_stopping_patience, "seed": seed, "world_size": dist.world_size,
+        "early_stopping_patience": early_stopping_patience, "lr_schedule": lr_schedule,
+        "label_smoothing": label_smoothing, "precise_batchnorm": precise_batchnorm, "seed": seed, "world_size": dist.world_size,
         "device": describe(device), "model": type(model).__name__, "variant": getattr(model, "variant", None),
         "parameters": sum(p.numel() for p in model.parameters()),
     }
@@ -576,12 +627,8 @@ def _fit(model, train_set, val_set, test_set, *, dist: _Dist, device: torch.devi
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
     optimizer = _make_optimizer(optimizer_name, model.parameters(), lr, weight_decay)
-    scheduler = None
-    if plateau_patience is not None:
-        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode=mode, factor=plateau_factor, patience=plateau_patience, min_lr=plateau_min_lr)
     scaler = grad_scaler(device)
-    loss_fn = nn.CrossEntropyLoss(ignore_index=ignore_index)
+    loss_fn = nn.CrossEntropyLoss(ignore_index=ignore_index, label_smoothing=label_smoothing)
 
     # Training data: the order depends only on (seed, epoch), so a resumed run sees the same batches.
     generator = torch.Generator()
@@ -600,6 +647,12 @@ def _fit(model, train_set, val_set, test_set, *, dist: _Dist, device: torch.devi
     if steps_per_epoch == 0:
         raise ValueError("the training set is empty")
     schedule = layers.TemperatureSchedule.for_run(epochs, steps_per_epoch) if layers.uses_temperature(model) else None
+    scheduler, step_scheduler = None, None  # step_scheduler: stepped after every batch rather than every epoch
+    if lr_schedule == "cosine":
+        scheduler = step_scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs * steps_per_epoch)
+    elif plateau_patience is not None:
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode=mode, factor=plateau_factor, patience=plateau_patience, min_lr=plateau_min_lr)
 
     history = History(task, metric, config=config)
     start_epoch, step, best_state, bad_epochs = 0, 0, None, 0
@@ -671,6 +724,8 @@ def _fit(model, train_set, val_set, test_set, *, dist: _Dist, device: torch.devi
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
+            if step_scheduler is not None:
+                step_scheduler.step()
             step += 1
             count = (y != ignore_index).sum() if task == "segmentation" else y.shape[0]
             meter.update(logits, y, task_loss.detach() * count, count, aux)
@@ -688,11 +743,13 @@ def _fit(model, train_set, val_set, test_set, *, dist: _Dist, device: torch.devi
         if schedule is not None:  # where the schedule stands after this epoch's last step
             temperature = schedule(step)
             layers.set_temperature(model, temperature)
+        if precise_batchnorm:
+            recalibrate_batchnorm(net, train_loader, device)
         val = _run_evaluation(model, val_loader, task, ignore_index, device, dist)
         if metric not in val:
             raise ValueError(f"metric {metric!r} is not available for this task and model; got {sorted(val)}")
         lr_used = optimizer.param_groups[0]["lr"]
-        if scheduler is not None and not math.isnan(val[metric]):
+        if scheduler is not None and step_scheduler is None and not math.isnan(val[metric]):
             scheduler.step(val[metric])
         record = {
             "epoch": epoch,

@@ -16,6 +16,7 @@ from .model_hooks import (
     auxiliary_loss,
     bind,
     collect_attention,
+    needs_precise_batchnorm,
     set_temperature,
     uses_temperature,
 )
@@ -27,5 +28,5 @@ __all__ = [
     "AttentionRecorder", "ConvUnit", "DynamicConv", "GatedConv", "KernelRepresentation", "ODConv",
     "OrientedConv", "PixelMixtureConv", "SqueezeExcite", "StaticConv", "TemperatureSchedule", "VARIANTS",
     "Variant", "auxiliary_loss", "bind", "build", "build_post_block", "collect_attention", "get", "names",
-    "set_temperature", "split_options", "uses_temperature",
+    "needs_precise_batchnorm", "set_temperature", "split_options", "uses_temperature",
 ]

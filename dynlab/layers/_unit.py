@@ -64,6 +64,9 @@ class ConvUnit(AttentionRecorder):
 
     #: whether ``set_temperature`` applies to this unit
     uses_temperature = False
+    #: True for a unit whose attention normalises over the batch (ODConv's BatchNorm): see
+    #: ``dynlab.layers.needs_precise_batchnorm``
+    batchnorm_in_attention = False
 
     def __init__(
         self,

@@ -28,6 +28,20 @@ def uses_temperature(model: nn.Module) -> bool:
     return any(isinstance(m, ConvUnit) and m.uses_temperature for m in model.modules())
 
 
+def needs_precise_batchnorm(model: nn.Module) -> bool:
+    """Whether ``model`` should have its BatchNorm statistics recomputed before it is evaluated.
+
+    ODConv's attention normalises the pooled features over the batch. Where those features barely
+    vary from sample to sample (the first layers on z-normalised series, whose average is about 0),
+    BatchNorm divides by a tiny variance, and the running averages, which trail the weights by a few
+    steps, no longer match: the attention in evaluation mode differs from training, every later
+    BatchNorm sees other inputs than its running statistics describe, and accuracy collapsed (on
+    Adiac, 4% in evaluation mode against 34% in training mode on the same series). Recomputing the
+    statistics with the final weights ("precise BN", ``dynlab.train.recalibrate_batchnorm``) fixes it.
+    """
+    return any(isinstance(m, ConvUnit) and m.batchnorm_in_attention for m in model.modules())
+
+
 def auxiliary_loss(model: nn.Module) -> torch.Tensor | float:
     """The mean of the terms the units added on the last training forward (e.g. ``hard``'s budget).
 

@@ -58,6 +58,7 @@ class ODAttention(nn.Module):
 
 class ODConv(ConvUnit):
     uses_temperature = True
+    batchnorm_in_attention = True
 
     def __init__(self, *args, kernels: int = 1, reduction: float = 0.0625, **kwargs) -> None:
         super().__init__(*args, **kwargs)
