@@ -1,4 +1,4 @@
-"""The ``dynlab`` command line: train, evaluate, study, flops, bench, data download."""
+"""The ``dynlab`` command line: train, evaluate, study, adiac, flops, bench, data download."""
 from __future__ import annotations
 
 import argparse
@@ -10,6 +10,8 @@ EXAMPLES = """examples:
   dynlab train --variant odconv --task classification --epochs 5 --out runs/odconv-cls
   dynlab train --variant odconv --task classification --out runs/odconv-cls --resume
   dynlab evaluate --variant odconv --task classification --out runs/odconv-cls
+  dynlab adiac --jobs 2 --publish results          # both Adiac protocols, every variant (hours on a CPU)
+  dynlab adiac --protocols standard --variants base dyconv --seeds 0 1
   dynlab flops --variants base odconv odconv4x
   dynlab bench --stem small --size 32
   dynlab data download adiac
@@ -84,11 +86,30 @@ def _study(args) -> int:
     from . import study
 
     _positive(args)
-    command = "dynlab " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("dynlab") else ""
     out = study.run_study(args.variants, args.tasks, data=args.data, profile=args.profile, seeds=args.seeds,
                           folds=args.folds, out=args.out, epochs=args.epochs, device=args.device, quiet=args.quiet,
-                          limit=args.limit, command=command or "dynlab study")
+                          limit=args.limit, command=args.command_line)
     print(f"report: {out / 'report.md'}\nresults: {out / 'results.csv'}")
+    return 0
+
+
+def _adiac(args) -> int:
+    from . import adiac
+
+    _positive(args)
+    try:
+        out = adiac.run_grid(args.protocols, args.out, variants=args.variants, seeds=args.seeds, folds=args.folds,
+                             fold_variants=args.fold_variants, jobs=args.jobs, device=args.device,
+                             epochs=args.epochs, limit=args.limit, quiet=args.quiet, command=args.command_line,
+                             recipe=args.recipe)
+    except RuntimeError as error:  # some cells failed; the finished ones are saved
+        print(f"dynlab adiac: error: {error}\nnothing published; fix the cause and run the same command again",
+              file=sys.stderr)
+        return 1
+    print(f"report: {out / 'adiac.md'}")
+    if args.publish:
+        for path in adiac.publish(out, args.publish):
+            print(f"published: {path}")
     return 0
 
 
@@ -114,7 +135,7 @@ def _download(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import bench, layers
+    from . import adiac, bench, layers
 
     parser = argparse.ArgumentParser(prog="dynlab", formatter_class=argparse.RawDescriptionHelpFormatter,
                                      description="Dynamic convolution course kit: train, compare and count dynamic CNNs.",
@@ -150,6 +171,28 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "finished cells")
     p.set_defaults(func=_study)
 
+    p = sub.add_parser("adiac", help="the Adiac study: standard split (every variant, 5 seeds) and the seed's 10 folds",
+                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--protocols", nargs="+", choices=adiac.PROTOCOLS, default=list(adiac.PROTOCOLS))
+    p.add_argument("--variants", nargs="+", choices=layers.names(), default=None, metavar="VARIANT",
+                   help="tsresnet variants on the standard split (default: all)")
+    p.add_argument("--seeds", nargs="+", type=int, default=list(adiac.SEEDS), help="standard split seeds")
+    p.add_argument("--folds", nargs="+", type=int, default=list(adiac.FOLDS), choices=adiac.FOLDS, metavar="0..9")
+    p.add_argument("--fold-variants", nargs="*", choices=layers.names(), default=list(adiac.FOLD_VARIANTS),
+                   metavar="VARIANT", help="tsresnet variants in the 10-fold protocol, beside the seed's Net1/Net2 "
+                                           "(none: the seed's networks only)")
+    p.add_argument("--recipe", choices=list(adiac.RECIPES), default=None,
+                   help=f"tsresnet's training recipe (default: the full profile's, {adiac.DEFAULT_RECIPE!r})")
+    p.add_argument("--jobs", type=int, default=1, help="cells trained in parallel processes")
+    p.add_argument("--out", default="runs/adiac", help="grid folder; a re-run skips finished cells")
+    p.add_argument("--publish", default=None, metavar="FOLDER",
+                   help="copy the CSVs, report, plot and meta.json into FOLDER (e.g. results)")
+    p.add_argument("--epochs", type=int, default=None, help="override both recipes' epochs (smoke runs)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: the best available)")
+    p.add_argument("--limit", type=int, default=None, help="at most this many series per split (smoke runs)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_adiac)
+
     p = sub.add_parser("flops", help="parameter and MAC table for every variant and task")
     p.add_argument("--variants", nargs="+", choices=layers.names(), default=None, metavar="VARIANT")
     p.set_defaults(func=_flops)
@@ -169,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.command_line = " ".join(["dynlab", *argv])  # what the reports say produced them
     if args.command == "bench":
         from . import bench
 

@@ -6,7 +6,8 @@
 - ``full``: the seed's Table 1 for the image tasks (Adam, lr 1e-3, batch 32, 30 epochs, dropout 0.2,
   cross-entropy, ReduceLROnPlateau factor 0.1 / patience 5 / min 1e-6, early stopping patience 10,
   ResNet-18 at width 64), meant for a GPU; for Adiac, the kit's own recipe (below).
-- ``seed``: ``full`` with Tiny ImageNet upsampled to 224x224 behind the ImageNet stem, as the seed did.
+- ``seed``: ``full`` with Tiny ImageNet upsampled to 224x224 behind the ImageNet stem, as the seed did,
+  and the seed's Table 1 recipe for Adiac as well (what ``dynlab.adiac`` trains the seed's Net1/Net2 with).
 
 ``default_profile()`` is ``quick`` without CUDA or when ``DYNLAB_QUICK=1``, else ``full``.
 How many samples each profile uses is the data module's business: ``dynlab.data.tasks.SYNTHETIC_SIZES``
@@ -40,6 +41,11 @@ class TaskProfile:
     plateau_patience: int | None = 5
     plateau_min_lr: float = 1e-6
     early_stopping_patience: int | None = 10
+    #: "plateau" (ReduceLROnPlateau with the settings above) or "cosine" (decay to 0 over the run)
+    lr_schedule: str = "plateau"
+    label_smoothing: float = 0.0
+    #: a training-set augmentation from ``dynlab.data.augment.AUGMENTATIONS``, or None
+    augment: str | None = None
     #: ResNet-18 stage-1 channels (64 is ResNet-18); time series: first block (blocks are w, 2w, 2w)
     width: int = 64
     stem: str = "imagenet"
@@ -50,7 +56,7 @@ class TaskProfile:
     def fit_kwargs(self) -> dict:
         """The keyword arguments of ``dynlab.train.fit`` this profile sets."""
         names = ("epochs", "batch_size", "lr", "weight_decay", "optimizer", "plateau_factor", "plateau_patience",
-                 "plateau_min_lr", "early_stopping_patience")
+                 "plateau_min_lr", "early_stopping_patience", "lr_schedule", "label_smoothing")
         return {name: getattr(self, name) for name in names}
 
 
@@ -100,7 +106,8 @@ _FULL = Profile(
     "the seed's Table 1 for the image tasks (GPU); the kit's recipe for Adiac",
     classification=TaskProfile(epochs=30, size=64, stem="small", width=64),
     segmentation=TaskProfile(epochs=30, size=320, stem="imagenet", width=64, dropout=0.0),
-    # Adiac: 390 training series, so epochs are cheap; the light 1D ResNet needs far more than 30
+    # Adiac: 390 training series, so epochs are cheap; the light 1D ResNet needs far more than 30.
+    # Chosen among dynlab.adiac.RECIPES on validation accuracy by benchmarks/adiac_recipes.py.
     timeseries=TaskProfile(epochs=200, batch_size=16, plateau_patience=20, plateau_min_lr=1e-5,
                            early_stopping_patience=50, width=64, dropout=0.0),
 )
@@ -108,8 +115,10 @@ _FULL = Profile(
 _SEED = replace(
     _FULL,
     name="seed",
-    description="full, with Tiny ImageNet upsampled to 224x224 behind the ImageNet stem as in the seed",
+    description="the seed's own settings: Tiny ImageNet upsampled to 224x224 behind the ImageNet stem; "
+                "its Table 1 recipe for Adiac too",
     classification=replace(_FULL.classification, size=224, stem="imagenet"),
+    timeseries=TaskProfile(epochs=30, width=64),
 )
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (_QUICK, _FULL, _SEED)}

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from . import flops, layers, profiles
-from .data import TaskData, load_task, load_timeseries_fold
+from .data import TaskData, load_task, load_timeseries_fold, with_augmentation
 from .device import pick_device
 from .metrics import mean_std, paired_difference
 from .models import resnet18, segmentation_model, tsresnet
@@ -28,7 +28,9 @@ from .train import atomic_write_text, fit
 
 TASKS = ("classification", "segmentation", "timeseries")
 DATA = ("synthetic", "real")
-COLUMNS = ("task", "variant", "data", "profile", "seed", "fold", "metric_name", "metric", "params", "macs",
+#: the network each task trains (the Adiac study adds the seed's own networks, see ``dynlab.adiac``)
+TASK_MODELS = {"classification": "resnet18", "segmentation": "deeplabv3-resnet18", "timeseries": "tsresnet"}
+COLUMNS = ("task", "model", "variant", "data", "profile", "seed", "fold", "metric_name", "metric", "params", "macs",
            "train_seconds", "epochs", "device")
 
 #: the seed study's own numbers, shown beside ours and always labelled as its claims (not measured here)
@@ -125,7 +127,7 @@ class Run:
         return float(sum(r["seconds"] for r in self.history.records))
 
     def row(self) -> dict:
-        return {"task": self.task, "variant": self.variant, "data": self.data_source, "profile": self.profile,
+        return {"task": self.task, "model": TASK_MODELS[self.task], "variant": self.variant, "data": self.data_source, "profile": self.profile,
                 "seed": self.seed, "fold": "" if self.fold is None else self.fold, "metric_name": self.metric_name,
                 "metric": round(self.metric, 6), "params": self.params, "macs": self.macs,
                 "train_seconds": round(self.train_seconds, 2), "epochs": len(self.history.records),
@@ -153,7 +155,8 @@ def train_variant(variant: str, task: str, *, data: str = "synthetic", profile=N
         kwargs["epochs"] = epochs
     if task_data.ignore_index is not None:
         kwargs["ignore_index"] = task_data.ignore_index
-    history = fit(model, task_data.train, task_data.val, task_data.test, seed=seed, device=device,
+    train_set = with_augmentation(task_data.train, profile.task(task).augment)
+    history = fit(model, train_set, task_data.val, task_data.test, seed=seed, device=device,
                   out_dir=out_dir, resume=resume and out_dir is not None, quiet=quiet, **kwargs)
     return Run(variant, task, model, history, task_data, profile.name, data, seed, fold, cost.params, cost.macs,
                str(device), Path(out_dir) if out_dir is not None else None)
