@@ -69,13 +69,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def _build(variant: str, stem: str, width: int, device: str, seed: int = 0):
+    from .device import prepare_model
     from .models import resnet18
 
     torch.manual_seed(seed)
-    model = resnet18(variant, NUM_CLASSES, stem=stem, width=width).to(device)
-    if device == "cuda":
-        model = model.to(memory_format=torch.channels_last)
-    return model
+    return prepare_model(resnet18(variant, NUM_CLASSES, stem=stem, width=width), torch.device(device))
 
 
 class _Runner:

@@ -97,10 +97,17 @@ def use_channels_last(device: torch.device) -> bool:
 
 
 def prepare_model(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-    """Move a model to ``device``, channels-last on CUDA."""
+    """Move a model to ``device``, its 4D weights channels-last on CUDA.
+
+    Not ``model.to(memory_format=torch.channels_last)``: that also converts 5D tensors, and refuses
+    the stacked (K, C_out, C_in, kh, kw) kernels of the dynamic units.
+    """
     model = model.to(device)
     if use_channels_last(device):
-        model = model.to(memory_format=torch.channels_last)
+        with torch.no_grad():
+            for tensor in [*model.parameters(), *model.buffers()]:
+                if tensor.dim() == 4:
+                    tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
     return model
 
 
