@@ -30,7 +30,12 @@ class GatedConv(ConvUnit):
         self.gate_hidden = nn.Linear(self.in_channels, hidden)
         self.gate_logits = nn.Linear(hidden, self.out_channels)
         nn.init.constant_(self.gate_logits.bias, 3.0)  # gates start open
-        self.last_open_rate: float | None = None
+        self._open_rate: torch.Tensor | None = None  # kept as a tensor: reading it out would sync a GPU
+
+    @property
+    def last_open_rate(self) -> float | None:
+        """The share of gates open on the last forward (None before the first)."""
+        return None if self._open_rate is None else float(self._open_rate)
 
     def gate_probabilities(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.gate_logits(torch.relu(self.gate_hidden(global_average(x)))))
@@ -40,7 +45,7 @@ class GatedConv(ConvUnit):
         soft = self.gate_probabilities(x)
         hard = (soft > 0.5).to(soft.dtype)
         self._record(gates=hard)
-        self.last_open_rate = float(hard.mean())
+        self._open_rate = hard.mean().detach()
         if self.training:
             # straight-through: value hard, gradient of sigmoid. (hard - s) + s is exactly 0 or 1 (hard = 1
             # only when s > 0.5, where 1 - s is exact); hard + s - s would round open gates off 1.
