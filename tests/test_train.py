@@ -1,6 +1,7 @@
 import csv
 import dataclasses
 import json
+import math
 
 import pytest
 import torch
@@ -19,6 +20,7 @@ from dynlab.train import (  # noqa: E402
     evaluate,
     fit,
     load_checkpoint,
+    recalibrate_batchnorm,
     smoke_datasets,
 )
 
@@ -288,6 +290,77 @@ def test_bad_arguments_name_the_valid_values(data):
         fit(model, train, val, optimizer="lbfgs", epochs=1)
     with pytest.raises(ValueError, match="resume=True needs"):
         fit(model, train, val, resume=True, epochs=1)
+    with pytest.raises(ValueError, match="valid schedules: plateau, cosine"):
+        fit(model, train, val, lr_schedule="step", epochs=1)
+    with pytest.raises(ValueError, match="label_smoothing"):
+        fit(model, train, val, label_smoothing=1.0, epochs=1)
+
+
+def test_cosine_schedule_decays_per_step_to_zero_and_resumes_exactly(tmp_path, data):
+    train, val, test = data
+    settings = dict(epochs=4, batch_size=16, lr=5e-3, seed=3, quiet=True, lr_schedule="cosine", label_smoothing=0.1)
+    whole = made(PlainNet, "dyconv")
+    full = fit(whole, train, val, test, out_dir=tmp_path / "whole", **settings)
+    lrs = full.column("lr")  # the rate at the end of each epoch: a cosine over all steps, down to 0
+    assert lrs == pytest.approx([2.5e-3 * (1 + math.cos(math.pi * epoch / 4)) for epoch in (1, 2, 3, 4)], abs=1e-12)
+    assert full.config["lr_schedule"] == "cosine" and full.config["label_smoothing"] == 0.1
+
+    def crash_after_epoch_2(context):
+        if context.epoch == 2:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        fit(made(PlainNet, "dyconv"), train, val, test, out_dir=tmp_path / "cut", callbacks=[crash_after_epoch_2],
+            **settings)
+    resumed = fit(made(PlainNet, "dyconv"), train, val, test, out_dir=tmp_path / "cut", resume=True, **settings)
+    assert resumed.column("lr") == lrs and resumed.test == full.test
+    with pytest.raises(ValueError, match="lr_schedule"):
+        fit(made(PlainNet, "dyconv"), train, val, test, out_dir=tmp_path / "cut", resume=True,
+            **{**settings, "lr_schedule": "plateau"})
+
+
+def test_label_smoothing_raises_the_training_loss_of_a_confident_model(data):
+    train, val, _ = data
+    plain = fit(made(PlainNet), train, val, epochs=1, lr=0.0, seed=0, quiet=True)
+    smoothed = fit(made(PlainNet), train, val, epochs=1, lr=0.0, seed=0, quiet=True, label_smoothing=0.5)
+    assert smoothed.records[0]["train_loss"] != pytest.approx(plain.records[0]["train_loss"])
+    assert smoothed.records[0]["val_loss"] == pytest.approx(plain.records[0]["val_loss"])  # evaluation is unsmoothed
+
+
+class NormedNet(nn.Module):
+    def __init__(self, variant="base"):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.unit = layers.build(variant, 8, 8, 3, padding=1)
+        self.norm = nn.BatchNorm2d(8)
+        self.fc = nn.Linear(8, 2)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.norm(self.unit(torch.relu(self.stem(x))))).mean(dim=(2, 3)))
+
+
+def test_recalibrate_batchnorm_gives_the_population_statistics(data):
+    train, _, _ = data
+    model = made(NormedNet)
+    model.norm.running_mean.fill_(5.0)
+    model.norm.momentum = 0.3
+    loader = torch.utils.data.DataLoader(train, batch_size=32)
+    assert recalibrate_batchnorm(model, loader) == 1
+    features = torch.cat([model.unit(torch.relu(model.stem(x))) for x, _ in loader]).detach()
+    assert torch.allclose(model.norm.running_mean, features.mean(dim=(0, 2, 3)), atol=1e-5)
+    assert model.norm.momentum == 0.3 and model.norm.training  # settings and mode are restored
+    model.eval()
+    recalibrate_batchnorm(model, loader)
+    assert not model.training and not model.norm.training
+
+
+def test_precise_batchnorm_is_automatic_for_odconv_only(data):
+    train, val, _ = data
+    assert layers.needs_precise_batchnorm(made(NormedNet, "odconv"))
+    assert not layers.needs_precise_batchnorm(made(NormedNet, "dyconv"))
+    on = fit(made(NormedNet, "odconv"), train, val, epochs=1, seed=0, quiet=True)
+    off = fit(made(NormedNet, "dyconv"), train, val, epochs=1, seed=0, quiet=True)
+    assert on.config["precise_batchnorm"] is True and off.config["precise_batchnorm"] is False
 
 
 def test_profiles():
@@ -333,3 +406,19 @@ def test_device_choice_on_this_machine():
         assert dev.pick_device().type in ("mps", "cpu")
     with pytest.raises(ValueError, match="unknown device"):
         dev.pick_device("tpu9")
+
+
+@pytest.mark.parametrize("variant", ["dyconv", "odconv4x", "local"])
+def test_channels_last_preparation_accepts_stacked_kernels(monkeypatch, variant):
+    """On CUDA, prepare_model makes 4D weights channels-last; the 5D stacked kernels of the dynamic
+    units once made it fail (``model.to(memory_format=...)`` refuses them)."""
+    from dynlab import device as dev
+    from dynlab.models import resnet18
+
+    monkeypatch.setattr(dev, "use_channels_last", lambda device: True)
+    model = dev.prepare_model(resnet18(variant, 10, stem="small", width=8), torch.device("cpu"))
+    stem = model.conv1.weight
+    assert stem.is_contiguous(memory_format=torch.channels_last) and not stem.is_contiguous()
+    assert any(p.dim() == 5 for p in model.parameters())
+    x = torch.randn(2, 3, 16, 16).contiguous(memory_format=torch.channels_last)
+    assert model(x).shape == (2, 10)
