@@ -1,0 +1,140 @@
+"""The Adiac grid: its cells, the seed's start-from-static option, resuming, failures, the report, the CLI."""
+import csv
+import json
+
+import pytest
+import torch
+
+from dynlab import adiac, cli, layers, profiles, study
+
+TINY = dict(epochs=1, limit=20, quiet=True)
+
+
+@pytest.fixture(scope="module")
+def grid_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("adiac")
+    adiac.run_grid(["standard", "10fold"], out, variants=["base", "dyconv"], seeds=[0, 1], folds=[0, 1],
+                   fold_variants=["base"], command="dynlab adiac (test)", **TINY)
+    return out
+
+
+def test_grid_cells_and_order():
+    cells = adiac.grid()
+    standard = [c for c in cells if c.protocol == "standard"]
+    folds = [c for c in cells if c.protocol == "10fold"]
+    assert len(standard) == len(layers.names()) * 5 and {c.model for c in standard} == {"tsresnet"}
+    assert len(folds) == 10 * (2 * len(adiac.SEED_MODELS) + len(adiac.FOLD_VARIANTS))
+    assert len({c.name for c in cells}) == len(cells)
+    position = {c: i for i, c in enumerate(cells)}
+    for cell in cells:  # a cell that starts from a trained static twin comes after it
+        if cell.static_twin is not None:
+            assert position[cell.static_twin] < position[cell]
+    assert adiac.Cell("10fold", "net2-from-static", "dyconv", 0, 3).static_twin == adiac.Cell("10fold", "net2",
+                                                                                              "base", 0, 3)
+    with pytest.raises(ValueError, match="valid protocols: standard, 10fold"):
+        adiac.grid(["loo"])
+    with pytest.raises(ValueError, match="folds are 0..9"):
+        adiac.grid(["10fold"], folds=[10])
+    with pytest.raises(ValueError, match="valid variants"):
+        adiac.grid(variants=["attention"])
+
+
+def test_recipes_the_full_profile_and_the_seed_networks_recipe():
+    assert profiles.get_profile("full").timeseries == adiac.RECIPES[adiac.DEFAULT_RECIPE]
+    assert adiac.recipe_profile().name == "full" and adiac.recipe_profile("plateau").name == "full+plateau"
+    seed = profiles.get_profile("seed").timeseries  # the seed's Table 1
+    assert (seed.epochs, seed.batch_size, seed.lr, seed.optimizer, seed.dropout) == (30, 32, 1e-3, "adam", 0.2)
+    assert adiac.Cell("standard", "tsresnet", "base", 0).profile().name == "full"
+    assert adiac.Cell("10fold", "net1", "base", 0, 0).profile().name == "seed"
+    with pytest.raises(ValueError, match="valid recipes"):
+        adiac.recipe_profile("longer")
+
+
+def test_csvs_have_the_study_columns_and_every_cell(grid_dir):
+    for protocol, filename in adiac.RESULT_FILES.items():
+        with open(grid_dir / filename) as handle:
+            rows = list(csv.DictReader(handle))
+        assert tuple(rows[0]) == study.COLUMNS
+        for row in rows:
+            assert 0.0 <= float(row["metric"]) <= 1.0 and row["epochs"] == "1" and int(row["macs"]) > 0
+    standard = adiac.read_results("standard", grid_dir)
+    assert {(r["variant"], r["seed"]) for r in standard} == {("base", 0), ("base", 1), ("dyconv", 0), ("dyconv", 1)}
+    folds = adiac.read_results("10fold", grid_dir)
+    models = {(r["model"], r["variant"]) for r in folds}
+    assert models == {(m, v) for m in adiac.SEED_MODELS for v in ("base", "dyconv")} | {("tsresnet", "base")}
+    assert {r["profile"] for r in folds if r["model"] != "tsresnet"} == {"seed"}
+    for row in standard + folds:
+        assert adiac.cell_from_row(row).name in {c.name for c in adiac.grid(folds=[0, 1], seeds=[0, 1])}
+
+
+def test_report_plot_and_provenance(grid_dir):
+    report = (grid_dir / "adiac.md").read_text()
+    assert "dynlab adiac (test)" in report and "torch " in report and "epochs overridden to 1" in report
+    assert "Standard split (390 train / 391 test), 2 seeds" in report and "2 of the 10 stratified folds" in report
+    assert "0.571 (0.059)" in report and "0.653 (0.062)" in report and "not measured here" in report
+    assert "vs tsresnet base" in report and "vs Net1 CNN+; " in report and "vs Net1 CNN |" in report
+    assert (grid_dir / "adiac.png").stat().st_size > 5000
+    meta = json.loads((grid_dir / "meta.json").read_text())
+    assert meta["invocations"][-1]["cells_trained"] == 4 + 2 * 9 and "tsresnet" in next(iter(meta["recipes"]))
+    published = adiac.publish(grid_dir, grid_dir / "published")
+    assert sorted(p.name for p in published) == sorted(["adiac_standard.csv", "adiac_10fold.csv", "adiac.md",
+                                                        "adiac.png", "adiac_meta.json"])
+    with pytest.raises(FileNotFoundError, match="no Adiac results"):
+        adiac.publish(grid_dir / "nothing", grid_dir / "elsewhere")
+
+
+def test_a_rerun_trains_nothing_and_another_recipe_is_refused(grid_dir, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a finished cell was trained again")
+
+    monkeypatch.setattr(adiac, "fit", refuse)
+    adiac.run_grid(["standard"], grid_dir, variants=["base"], seeds=[0, 1], **TINY)
+    with pytest.raises(ValueError, match="use another --out"):
+        adiac.run_grid(["standard"], grid_dir, variants=["base"], seeds=[0], recipe="plateau", **TINY)
+
+
+def test_seed_start_from_static_freezes_kernels_and_the_control_has_no_attention(grid_dir):
+    cell = adiac.Cell("10fold", "net1-from-static", "dyconv", 0, 0)
+    data = adiac.load_cell_data(cell, limit=20)
+    dynamic = adiac.build_cell_model(cell, data, grid_dir)
+    static = adiac.build_cell_model(adiac.Cell("10fold", "net1", "base", 0, 0), data)
+    from dynlab.train import load_checkpoint
+
+    load_checkpoint(grid_dir / "runs" / cell.static_twin.name / "best.pt", static)
+    kernels = dynamic.features[0].weight
+    assert not kernels.requires_grad and kernels.shape[0] == 4
+    assert torch.allclose(kernels, static.features[0].weight.expand_as(kernels), atol=0.1 * float(kernels.std()))
+    control = adiac.build_cell_model(adiac.Cell("10fold", "net1-from-static", "base", 0, 0), data, grid_dir)
+    assert not control.features[0].weight.requires_grad
+    assert torch.equal(control.features[0].weight, static.features[0].weight)
+    assert control.fc.weight.requires_grad
+    with pytest.raises(FileNotFoundError, match="has not been trained"):
+        adiac.build_cell_model(adiac.Cell("10fold", "net1-from-static", "dyconv", 0, 7), data, grid_dir)
+
+
+def test_a_failed_cell_is_reported_and_the_others_are_kept(tmp_path, monkeypatch):
+    real = adiac.train_cell
+
+    def flaky(cell, out, **kwargs):
+        if cell.variant == "global":
+            raise RuntimeError("out of memory (simulated)")
+        return real(cell, out, **kwargs)
+
+    monkeypatch.setattr(adiac, "train_cell", flaky)
+    with pytest.raises(RuntimeError, match=r"1 of 2 cells failed(.|\n)*global(.|\n)*simulated"):
+        adiac.run_grid(["standard"], tmp_path, variants=["base", "global"], seeds=[0], **TINY)
+    assert [r["variant"] for r in adiac.read_rows(tmp_path)] == ["base"]
+    assert (tmp_path / "adiac_standard.csv").exists()
+
+
+def test_cli_runs_cells_in_parallel_and_publishes(tmp_path, capsys):
+    out, results = tmp_path / "grid", tmp_path / "results"
+    code = cli.main(["adiac", "--protocols", "10fold", "--folds", "0", "--fold-variants", "--jobs", "2", "--epochs",
+                     "1", "--limit", "20", "--quiet", "--out", str(out), "--publish", str(results)])
+    assert code == 0
+    rows = adiac.read_results("10fold", results)
+    assert len(rows) == 2 * len(adiac.SEED_MODELS) and {r["model"] for r in rows} == set(adiac.SEED_MODELS)
+    meta = json.loads((results / "adiac_meta.json").read_text())
+    assert meta["invocations"][0]["command"].startswith("dynlab adiac --protocols 10fold")
+    assert "published:" in capsys.readouterr().out
+    assert cli.main(["adiac", "--jobs", "0", "--out", str(out)]) == 2
