@@ -61,6 +61,11 @@ def main(argv=None) -> int:
         tests = [r["metric"] for r in mine]
         print(f"| {recipe} | {len(mine)} | {val:.3f} | {np.mean(tests):.3f} | {np.std(tests):.3f} | "
               f"{np.mean([r['train_seconds'] for r in mine]):.0f} |")
+    best = max(val for val, _, _ in summary)
+    tied = [recipe for val, recipe, _ in summary if val == best]
+    if len(tied) > 1:  # the rule the committed choice was made with: the last name in alphabetical order
+        print(f"\ntied on validation accuracy: {', '.join(sorted(tied))}; the tie goes to the last name in "
+              "alphabetical order (a fixed rule, not a measurement)")
     print(f"\nchosen on validation accuracy: {max(summary)[1]}")
     return 0
 
