@@ -87,7 +87,7 @@ def test_a_rerun_trains_nothing_and_another_recipe_is_refused(grid_dir, monkeypa
     def refuse(*args, **kwargs):
         raise AssertionError("a finished cell was trained again")
 
-    monkeypatch.setattr(adiac, "fit", refuse)
+    monkeypatch.setattr(adiac.cells, "fit", refuse)
     adiac.run_grid(["standard"], grid_dir, variants=["base"], seeds=[0, 1], **TINY)
     with pytest.raises(ValueError, match="use another --out"):
         adiac.run_grid(["standard"], grid_dir, variants=["base"], seeds=[0], recipe="plateau", **TINY)
@@ -120,7 +120,7 @@ def test_a_failed_cell_is_reported_and_the_others_are_kept(tmp_path, monkeypatch
             raise RuntimeError("out of memory (simulated)")
         return real(cell, out, **kwargs)
 
-    monkeypatch.setattr(adiac, "train_cell", flaky)
+    monkeypatch.setattr(adiac.cells, "train_cell", flaky)
     with pytest.raises(RuntimeError, match=r"1 of 2 cells failed(.|\n)*global(.|\n)*simulated"):
         adiac.run_grid(["standard"], tmp_path, variants=["base", "global"], seeds=[0], **TINY)
     assert [r["variant"] for r in adiac.read_rows(tmp_path)] == ["base"]
