@@ -609,7 +609,8 @@ def _fit(model, train_set, val_set, test_set, *, dist: _Dist, device: torch.devi
         "weight_decay": weight_decay, "optimizer": optimizer_name, "plateau_factor": plateau_factor,
         "plateau_patience": plateau_patience, "plateau_min_lr": plateau_min_lr,
         "early_stopping_patience": early_stopping_patience, "lr_schedule": lr_schedule,
-        "label_smoothing": label_smoothing, "precise_batchnorm": precise_batchnorm, "seed": seed, "world_size": dist.world_size,
+        "label_smoothing": label_smoothing, "precise_batchnorm": precise_batchnorm, "seed": seed,
+        "world_size": dist.world_size,
         "device": describe(device), "model": type(model).__name__, "variant": getattr(model, "variant", None),
         "parameters": sum(p.numel() for p in model.parameters()),
     }

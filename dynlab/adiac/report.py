@@ -107,7 +107,8 @@ def protocol_table(rows: Sequence[dict], protocol: str) -> list[str]:
         title = f"## The seed's protocol: {runs} of the 10 stratified folds over all 781 series"
     if len({line["n"] for line in lines_of}) > 1:
         title += " (not finished: the runs column says how many each model has)"
-    head = "| model | runs | accuracy mean | std | params | MACs/series | train s/run (device, runs) | difference [95% CI] |"
+    head = ("| model | runs | accuracy mean | std | params | MACs/series | train s/run (device, runs) | "
+            "difference [95% CI] |")
     rule = "| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |"
     if protocol == "10fold":
         head, rule = head + " seed's Table 4b (its claim) |", rule + " ---: |"

@@ -132,7 +132,8 @@ def run_grid(protocols: Sequence[str] = PROTOCOLS, out: str | os.PathLike = "run
     if read_rows(out):
         write_report(out)
     if failed:
-        raise RuntimeError(f"{len(failed)} of {len(wanted_cells)} cells failed (the others are saved in {out}; a re-run "
+        raise RuntimeError(f"{len(failed)} of {len(wanted_cells)} cells failed (the others are saved in {out}; "
+                           "a re-run "
                            "retries only the failed ones):\n" + "\n".join(f"  {k}: {v}" for k, v in failed.items()))
     return out
 
