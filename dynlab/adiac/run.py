@@ -133,8 +133,8 @@ def run_grid(protocols: Sequence[str] = PROTOCOLS, out: str | os.PathLike = "run
         write_report(out)
     if failed:
         raise RuntimeError(f"{len(failed)} of {len(wanted_cells)} cells failed (the others are saved in {out}; "
-                           "a re-run "
-                           "retries only the failed ones):\n" + "\n".join(f"  {k}: {v}" for k, v in failed.items()))
+                           "a re-run retries only the failed ones):\n"
+                           + "\n".join(f"  {k}: {v}" for k, v in failed.items()))
     return out
 
 
