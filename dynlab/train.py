@@ -378,13 +378,17 @@ def check_fingerprint(saved: dict, model: nn.Module, path: str | os.PathLike) ->
 def load_checkpoint(path: str | os.PathLike, model: nn.Module | None = None) -> dict:
     """Read a checkpoint written by ``fit`` (``best.pt`` or ``last.pt``), safely (``weights_only=True``).
 
-    With ``model``, check that the checkpoint was written for this model and load its weights.
+    With ``model``, check that the checkpoint was written for this model and load its weights, and the
+    attention temperature its epoch was validated at (``best.pt`` of a model with a temperature schedule:
+    weights of an early epoch behave as validated only at that epoch's temperature).
     """
     path = Path(path)
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     if model is not None:
         check_fingerprint(checkpoint["fingerprint"], model, path)
         _unwrap(model).load_state_dict(checkpoint["model"])
+        if checkpoint.get("temperature") is not None:
+            layers.set_temperature(_unwrap(model), checkpoint["temperature"])
     return checkpoint
 
 
@@ -656,7 +660,7 @@ def _fit(model, train_set, val_set, test_set, *, dist: _Dist, device: torch.devi
             optimizer, mode=mode, factor=plateau_factor, patience=plateau_patience, min_lr=plateau_min_lr)
 
     history = History(task, metric, config=config)
-    start_epoch, step, best_state, bad_epochs = 0, 0, None, 0
+    start_epoch, step, best_state, best_temperature, bad_epochs = 0, 0, None, None, 0
     if resume and last_path.exists():
         checkpoint = load_checkpoint(last_path)
         check_fingerprint(checkpoint["fingerprint"], model, last_path)
@@ -681,7 +685,8 @@ def _fit(model, train_set, val_set, test_set, *, dist: _Dist, device: torch.devi
         rng = checkpoint["rng"]
         _set_rng_state(rng[dist.rank] if len(rng) == dist.world_size else rng[0])
         if best_path.exists():
-            best_state = load_checkpoint(best_path)["model"]
+            best = load_checkpoint(best_path)
+            best_state, best_temperature = best["model"], best.get("temperature")
 
     def save_last(finished: bool, model_state: dict | None = None) -> None:
         """Write last.pt and the history files (rank 0), with every process's random state."""
@@ -771,9 +776,11 @@ def _fit(model, train_set, val_set, test_set, *, dist: _Dist, device: torch.devi
         if _better(val[metric], history.best_metric, mode):
             history.best_metric, history.best_epoch, bad_epochs = val[metric], epoch, 0
             best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+            best_temperature = temperature
             if best_path is not None and dist.is_main:
                 _atomic_save({"format": CHECKPOINT_FORMAT, "fingerprint": fingerprint, "model": best_state,
-                              "epoch": epoch, "metric": metric, "value": val[metric], "config": config}, best_path)
+                              "epoch": epoch, "metric": metric, "value": val[metric], "temperature": temperature,
+                              "config": config}, best_path)
         else:
             bad_epochs += 1
         stop = early_stopping_patience is not None and bad_epochs >= early_stopping_patience
@@ -793,6 +800,8 @@ def _fit(model, train_set, val_set, test_set, *, dist: _Dist, device: torch.devi
     last_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
     if best_state is not None:
         model.load_state_dict(best_state)
+        if best_temperature is not None:  # the temperature the best epoch was validated at
+            layers.set_temperature(model, best_temperature)
     if test_set is not None:
         test_loader = DataLoader(_shard(test_set, dist), batch_size=eval_batch_size, num_workers=num_workers,
                                  pin_memory=pin)

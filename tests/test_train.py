@@ -112,7 +112,7 @@ def test_temperature_anneals_per_iteration_to_one(data):
     assert all(a > b for a, b in zip(seen[:2 * steps], seen[1:2 * steps]))  # anneals over a third of the run
     assert seen[2 * steps:] == [1.0] * (4 * steps)
     assert history.column("temperature") == pytest.approx([15.5, 1.0, 1.0, 1.0, 1.0, 1.0])
-    assert model.unit.temperature == 1.0
+    assert model.unit.temperature == history[history.best_epoch - 1]["temperature"]  # the best epoch's
 
 
 def test_auxiliary_loss_is_added_to_the_task_loss(data):
@@ -175,6 +175,31 @@ def test_best_checkpoint_is_restored_before_the_test(tmp_path, data):
     assert not same_weights(weights(model), load_checkpoint(tmp_path / "last.pt")["model"])
     assert evaluate(model, val, batch_size=50)["accuracy"] == pytest.approx(history.best_metric)
     assert history.test == pytest.approx(evaluate(model, test, batch_size=7))
+
+
+def test_the_best_epoch_is_tested_at_the_temperature_it_was_validated_at(tmp_path, data):
+    """A best epoch from the annealing phase must not be tested at the final temperature of 1."""
+    train, val, test = data
+
+    def sabotage(context):  # after epoch 1, ruin the model so that epoch 1 stays the best one
+        if context.epoch == 1:
+            with torch.no_grad():
+                context.model.fc.weight.neg_()
+                context.model.fc.bias.neg_()
+            for group in context.optimizer.param_groups:
+                group["lr"] = 0.0
+
+    model = made(PlainNet, "dyconv")
+    history = fit(model, train, val, test, epochs=4, batch_size=16, lr=1e-2, early_stopping_patience=None,
+                  out_dir=tmp_path, callbacks=[sabotage], quiet=True)
+    first = history[0]["temperature"]
+    assert history.best_epoch == 1 and first > 1.0 and history[-1]["temperature"] == 1.0
+    assert model.unit.temperature == first
+    assert load_checkpoint(tmp_path / "best.pt")["temperature"] == first
+    reloaded = made(PlainNet, "dyconv", seed=5)
+    load_checkpoint(tmp_path / "best.pt", reloaded)
+    assert reloaded.unit.temperature == first
+    assert evaluate(reloaded, val, batch_size=50)["accuracy"] == pytest.approx(history.best_metric)
 
 
 class Interrupt(Exception):
