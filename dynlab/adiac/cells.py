@@ -55,6 +55,9 @@ def recipe_profile(recipe: str | None = None) -> profiles.Profile:
     if recipe == DEFAULT_RECIPE:
         return full
     return replace(full, name=f"full+{recipe}", timeseries=RECIPES[recipe])
+
+
+#: how the report names the seed's networks
 LABELS = {
     ("net1", "base"): "Net1 CNN", ("net1", "dyconv"): "Net1 D-CNN, from scratch",
     ("net1-from-static", "base"): "Net1 CNN+ (control: trained CNN, kernel frozen, trained again)",
@@ -131,6 +134,7 @@ def grid(protocols: Sequence[str] = PROTOCOLS, *, variants: Sequence[str] | None
 
 # -- one cell ----------------------------------------------------------------------------------------
 def load_cell_data(cell: Cell, limit: int | None = None):
+    """The cell's train / validation / test series (standard split drawn per seed, or its fold)."""
     if cell.protocol == "standard":
         return study.load_data("timeseries", "real", "full", cell.seed, limit=limit)
     return study.load_data("timeseries", "real", "full", cell.seed, cell.fold, limit=limit)
