@@ -197,8 +197,10 @@ def _cell_name(task: str, variant: str, seed: int, fold: int | None) -> str:
 
 def read_rows(out: str | os.PathLike) -> list[dict]:
     """The finished cells of a study folder (from ``cells/*.json``)."""
-    cells = sorted((Path(out) / "cells").glob("*.json"))
-    return [json.loads(path.read_text()) for path in cells]
+    rows = [json.loads(path.read_text()) for path in sorted((Path(out) / "cells").glob("*.json"))]
+    for row in rows:  # cells saved before results had a model column
+        row.setdefault("model", TASK_MODELS[row["task"]])
+    return rows
 
 
 def read_results(path: str | os.PathLike) -> list[dict]:
@@ -319,8 +321,9 @@ def report_markdown(rows: Sequence[dict], command: str = "", wall_seconds: float
             f"machine: {platform.machine()} {platform.processor() or ''} with {os.cpu_count()} CPUs, "
             f"torch {torch.__version__}, Python {platform.python_version()}.", ""]
     if wall_seconds is not None:
-        out += [f"Wall time of this invocation: {wall_seconds / 60:.1f} min (cells already finished are not re-run).",
-                ""]
+        out += [f"Wall time of this invocation: {wall_seconds / 60:.1f} min (cells already finished are not re-run); "
+                f"training time of all {len(rows)} cells together: "
+                f"{sum(float(r['train_seconds']) for r in rows) / 60:.1f} min.", ""]
     if "quick" in profiles_used:
         out += ["Quick profile: narrow networks trained for a few epochs on small data. These numbers show the",
                 "methods working end to end on this machine; they are not what the methods reach at full size.", ""]
