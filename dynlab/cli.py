@@ -101,7 +101,7 @@ def _adiac(args) -> int:
         out = adiac.run_grid(args.protocols, args.out, variants=args.variants, seeds=args.seeds, folds=args.folds,
                              fold_variants=args.fold_variants, jobs=args.jobs, device=args.device,
                              epochs=args.epochs, limit=args.limit, quiet=args.quiet, command=args.command_line,
-                             recipe=args.recipe)
+                             recipe=args.recipe, start_from=args.start_from)
     except RuntimeError as error:  # some cells failed; the finished ones are saved
         print(f"dynlab adiac: error: {error}\nnothing published; fix the cause and run the same command again",
               file=sys.stderr)
@@ -186,7 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=1, help="cells trained in parallel processes")
     p.add_argument("--out", default="runs/adiac", help="grid folder; a re-run skips finished cells")
     p.add_argument("--publish", default=None, metavar="FOLDER",
-                   help="copy the CSVs, report, plot and meta.json into FOLDER (e.g. results)")
+                   help="copy the CSVs, report, plot, meta.json and cells into FOLDER (e.g. results)")
+    p.add_argument("--start-from", default=None, metavar="FOLDER",
+                   help="count the cells published in FOLDER as finished (e.g. results: carry the committed "
+                        "grid on)")
     p.add_argument("--epochs", type=int, default=None, help="override both recipes' epochs (smoke runs)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: the best available)")
     p.add_argument("--limit", type=int, default=None, help="at most this many series per split (smoke runs)")

@@ -78,7 +78,8 @@ def test_report_plot_and_provenance(grid_dir):
     assert meta["invocations"][-1]["cells_trained"] == 4 + 2 * 9 and "tsresnet" in next(iter(meta["recipes"]))
     published = adiac.publish(grid_dir, grid_dir / "published")
     assert sorted(p.name for p in published) == sorted(["adiac_standard.csv", "adiac_10fold.csv", "adiac.md",
-                                                        "adiac.png", "adiac_meta.json"])
+                                                        "adiac.png", "adiac_meta.json", "adiac_cells"])
+    assert len(list((grid_dir / "published" / "adiac_cells").glob("*.json"))) == 22
     with pytest.raises(FileNotFoundError, match="no Adiac results"):
         adiac.publish(grid_dir / "nothing", grid_dir / "elsewhere")
 
@@ -91,6 +92,21 @@ def test_a_rerun_trains_nothing_and_another_recipe_is_refused(grid_dir, monkeypa
     adiac.run_grid(["standard"], grid_dir, variants=["base"], seeds=[0, 1], **TINY)
     with pytest.raises(ValueError, match="use another --out"):
         adiac.run_grid(["standard"], grid_dir, variants=["base"], seeds=[0], recipe="plateau", **TINY)
+
+
+def test_a_fresh_folder_carries_the_published_grid_on(grid_dir, tmp_path, monkeypatch):
+    adiac.publish(grid_dir, tmp_path / "results")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a published cell was trained again")
+
+    monkeypatch.setattr(adiac.cells, "fit", refuse)
+    out = adiac.run_grid(["standard"], tmp_path / "fresh", variants=["base", "dyconv"], seeds=[0, 1],
+                         start_from=tmp_path / "results", **TINY)
+    assert (out / "adiac_standard.csv").read_text() == (grid_dir / "adiac_standard.csv").read_text()
+    assert len(json.loads((out / "meta.json").read_text())["invocations"]) == 1  # the published one: none here
+    with pytest.raises(FileNotFoundError, match="no published Adiac cells"):
+        adiac.adopt_published(tmp_path, tmp_path / "other")
 
 
 def test_seed_start_from_static_freezes_kernels_and_the_control_has_no_attention(grid_dir):

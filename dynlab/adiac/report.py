@@ -15,6 +15,8 @@ from ..train import atomic_write_text
 from .cells import LABELS, PROTOCOLS, SEED_MODELS, short_label
 
 RESULT_FILES = {"standard": "adiac_standard.csv", "10fold": "adiac_10fold.csv"}
+#: where ``publish`` puts the finished cells' own records (one JSON each, with the validation curve)
+CELLS_FOLDER = "adiac_cells"
 #: what the seed claims (Table 4b, Net1, 10 folds, population std) and what others published on the
 #: standard split; shown beside our numbers, never as ours
 SEED_TABLE_4B = {"CNN": (0.571, 0.059), "D-CNN": (0.653, 0.062)}
@@ -226,7 +228,35 @@ def publish(out: str | os.PathLike, results: str | os.PathLike = "results") -> l
         copied.append(results / "adiac_meta.json")
     if not copied:
         raise FileNotFoundError(f"{out} holds no Adiac results: run the grid there first")
+    cells = sorted((out / "cells").glob("*.json"))
+    if cells:  # the finished cells themselves, so that a fresh clone can carry the grid on
+        (results / CELLS_FOLDER).mkdir(exist_ok=True)
+        for cell in cells:
+            shutil.copyfile(cell, results / CELLS_FOLDER / cell.name)
+        copied.append(results / CELLS_FOLDER)
     return copied
+
+
+def adopt_published(results: str | os.PathLike, out: str | os.PathLike) -> int:
+    """Copy the published cells (and meta.json) of ``results`` into the grid folder ``out``, where missing.
+
+    A grid run there afterwards trains only the cells nobody has published. Returns how many cells were
+    adopted. Their checkpoints stay behind, so a ``-from-static`` cell whose static twin was adopted
+    cannot be trained there (it says so).
+    """
+    results, out = Path(results), Path(out)
+    published = sorted((results / CELLS_FOLDER).glob("*.json"))
+    if not published:
+        raise FileNotFoundError(f"{results} holds no published Adiac cells ({CELLS_FOLDER}/)")
+    (out / "cells").mkdir(parents=True, exist_ok=True)
+    adopted = 0
+    for cell in published:
+        if not (out / "cells" / cell.name).exists():
+            shutil.copyfile(cell, out / "cells" / cell.name)
+            adopted += 1
+    if (results / "adiac_meta.json").exists() and not (out / "meta.json").exists():
+        shutil.copyfile(results / "adiac_meta.json", out / "meta.json")
+    return adopted
 
 
 def committed_results() -> Path | None:

@@ -19,7 +19,7 @@ from ..device import pick_device
 from ..train import atomic_write_text
 from . import cells
 from .cells import DEFAULT_RECIPE, FOLD_VARIANTS, FOLDS, PROTOCOLS, RECIPES, SEEDS, Cell, grid, recipe_profile
-from .report import read_rows, write_report, write_results
+from .report import adopt_published, read_rows, write_report, write_results
 
 def _worker_init(threads: int) -> None:
     torch.set_num_threads(threads)
@@ -56,14 +56,18 @@ def recipes(recipe: str | None = None) -> dict:
 def run_grid(protocols: Sequence[str] = PROTOCOLS, out: str | os.PathLike = "runs/adiac", *,
              variants: Sequence[str] | None = None, seeds: Sequence[int] = SEEDS, folds: Sequence[int] = FOLDS,
              fold_variants: Sequence[str] = FOLD_VARIANTS, jobs: int = 1, device=None, epochs: int | None = None,
-             limit: int | None = None, quiet: bool = False, command: str = "", recipe: str | None = None) -> Path:
+             limit: int | None = None, quiet: bool = False, command: str = "", recipe: str | None = None,
+             start_from: str | os.PathLike | None = None) -> Path:
     """Train every cell not yet finished in ``out``, then write the CSVs, the report and the plot.
 
     ``recipe``: a candidate of ``RECIPES`` for ``tsresnet`` (default: the ``full`` profile's). A folder
-    holds one recipe's runs: asking for another one there is refused.
+    holds one recipe's runs: asking for another one there is refused. ``start_from``: a results folder
+    whose published cells count as finished (``adopt_published``), e.g. the repository's ``results``.
     """
     if jobs < 1:
         raise ValueError(f"jobs must be at least 1, got {jobs}")
+    if start_from is not None:
+        adopt_published(start_from, out)
     wanted_cells = grid(protocols, variants=variants, seeds=seeds, folds=folds, fold_variants=fold_variants)
     wanted = recipe_profile(recipe).name
     out = Path(out)
@@ -123,9 +127,11 @@ def run_grid(protocols: Sequence[str] = PROTOCOLS, out: str | os.PathLike = "run
     wall = time.perf_counter() - started
     meta_path = out / "meta.json"
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {"invocations": []}
-    meta["invocations"].append({"command": command, "cells_trained": len(todo), "wall_seconds": round(wall, 1),
-                                "jobs": jobs, "device": device, "epochs_override": epochs, "limit": limit,
-                                "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"), **environment()})
+    if todo:  # an invocation that found everything finished has nothing to record
+        meta["invocations"].append({"command": command, "cells_trained": len(todo) - len(failed),
+                                    "wall_seconds": round(wall, 1), "jobs": jobs, "device": device,
+                                    "epochs_override": epochs, "limit": limit,
+                                    "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"), **environment()})
     meta["recipes"] = recipes(recipe)
     atomic_write_text(meta_path, json.dumps(meta, indent=1))
     write_results(out)
