@@ -154,21 +154,25 @@ def test_plateau_reduces_lr_and_early_stopping_stops(data):
     assert history.column("lr") == pytest.approx([1e-6, 1e-6, 1e-6, 1e-7])
 
 
-def test_best_checkpoint_is_restored_before_the_test(tmp_path, data):
-    train, val, test = data
+def sabotage_after(epoch):
+    """A callback that, after ``epoch``, flips the classifier (accuracy becomes 1 - accuracy) and freezes all."""
 
     def sabotage(context):
-        # after epoch 2: flip the classifier (accuracy becomes 1 - accuracy) and freeze everything
-        if context.epoch == 2:
+        if context.epoch == epoch:
             with torch.no_grad():
                 context.model.fc.weight.neg_()
                 context.model.fc.bias.neg_()
             for group in context.optimizer.param_groups:
                 group["lr"] = 0.0
 
+    return sabotage
+
+
+def test_best_checkpoint_is_restored_before_the_test(tmp_path, data):
+    train, val, test = data
     model = made(PlainNet, "base")
     history = fit(model, train, val, test, epochs=4, batch_size=16, lr=1e-2, early_stopping_patience=None,
-                  out_dir=tmp_path, callbacks=[sabotage], quiet=True)
+                  out_dir=tmp_path, callbacks=[sabotage_after(2)], quiet=True)
     assert len(history) == 4 and history.best_epoch <= 2
     assert history[-1]["val_metric"] < 0.5 < history.best_metric
     assert same_weights(weights(model), load_checkpoint(tmp_path / "best.pt")["model"])
@@ -180,18 +184,9 @@ def test_best_checkpoint_is_restored_before_the_test(tmp_path, data):
 def test_the_best_epoch_is_tested_at_the_temperature_it_was_validated_at(tmp_path, data):
     """A best epoch from the annealing phase must not be tested at the final temperature of 1."""
     train, val, test = data
-
-    def sabotage(context):  # after epoch 1, ruin the model so that epoch 1 stays the best one
-        if context.epoch == 1:
-            with torch.no_grad():
-                context.model.fc.weight.neg_()
-                context.model.fc.bias.neg_()
-            for group in context.optimizer.param_groups:
-                group["lr"] = 0.0
-
-    model = made(PlainNet, "dyconv")
+    model = made(PlainNet, "dyconv")  # ruined after epoch 1, so that epoch 1 stays the best one
     history = fit(model, train, val, test, epochs=4, batch_size=16, lr=1e-2, early_stopping_patience=None,
-                  out_dir=tmp_path, callbacks=[sabotage], quiet=True)
+                  out_dir=tmp_path, callbacks=[sabotage_after(1)], quiet=True)
     first = history[0]["temperature"]
     assert history.best_epoch == 1 and first > 1.0 and history[-1]["temperature"] == 1.0
     assert model.unit.temperature == first
