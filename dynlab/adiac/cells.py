@@ -104,10 +104,6 @@ class Cell:
             return None
         return Cell(self.protocol, self.model.removesuffix("-from-static"), "base", self.seed, self.fold)
 
-    @property
-    def label(self) -> str:
-        return LABELS.get((self.model, self.variant), f"{self.model} {self.variant}")
-
 
 def grid(protocols: Sequence[str] = PROTOCOLS, *, variants: Sequence[str] | None = None,
          seeds: Sequence[int] = SEEDS, folds: Sequence[int] = FOLDS,

@@ -32,14 +32,19 @@ def read_rows(out: str | os.PathLike, protocol: str | None = None) -> list[dict]
     return [r for r in rows if protocol is None or r["protocol"] == protocol]
 
 
+def rows_by_protocol(out: str | os.PathLike) -> dict[str, list[dict]]:
+    """The finished cells of a grid folder, read once, for each protocol that has any."""
+    rows = read_rows(out)
+    split = {protocol: [r for r in rows if r["protocol"] == protocol] for protocol in PROTOCOLS}
+    return {protocol: mine for protocol, mine in split.items() if mine}
+
+
 def write_results(out: str | os.PathLike) -> dict[str, Path]:
     """``adiac_standard.csv`` and ``adiac_10fold.csv`` in ``out`` from its finished cells."""
     out, written = Path(out), {}
-    for protocol, filename in RESULT_FILES.items():
-        rows = read_rows(out, protocol)
-        if rows:
-            study.write_csv(rows, out / filename)
-            written[protocol] = out / filename
+    for protocol, rows in rows_by_protocol(out).items():
+        study.write_csv(rows, out / RESULT_FILES[protocol])
+        written[protocol] = out / RESULT_FILES[protocol]
     return written
 
 
@@ -157,10 +162,8 @@ def report_markdown(out: str | os.PathLike) -> str:
               "seeds or folds; the difference to a baseline is over matched seeds/folds with a 95% Student-t "
               "interval. MACs are multiply-accumulates per series (FLOPs = 2 x MACs). Train seconds per run "
               "are on the device named above.", ""]
-    for protocol in PROTOCOLS:
-        rows = read_rows(out, protocol)
-        if rows:
-            lines += protocol_table(rows, protocol) + [""]
+    for protocol, rows in rows_by_protocol(out).items():
+        lines += protocol_table(rows, protocol) + [""]
     lines += ["Plot: `adiac.png` (accuracy per model; dots are single runs).", ""]
     return "\n".join(lines)
 
@@ -169,10 +172,10 @@ def plot(out: str | os.PathLike):
     """Accuracy per model with every run as a dot, one panel per protocol."""
     import matplotlib.pyplot as plt
 
-    protocols = [p for p in PROTOCOLS if read_rows(out, p)]
-    fig, axes = plt.subplots(1, max(1, len(protocols)), figsize=(6.5 * max(1, len(protocols)), 4.2), squeeze=False)
-    for ax, protocol in zip(axes[0], protocols):
-        rows = read_rows(out, protocol)
+    by_protocol = rows_by_protocol(out)
+    panels = max(1, len(by_protocol))
+    fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 4.2), squeeze=False)
+    for ax, (protocol, rows) in zip(axes[0], by_protocol.items()):
         lines = summarise(rows)
         for index, line in enumerate(lines):
             values = [float(r["metric"]) for r in rows
