@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 EXAMPLES = """examples:
@@ -93,10 +94,15 @@ def _study(args) -> int:
     return 0
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def _adiac(args) -> int:
     from . import adiac
 
     _positive(args)
+    previous_handler = signal.signal(signal.SIGTERM, _interrupt)  # `kill` or `timeout` stops it like Ctrl-C
     try:
         out = adiac.run_grid(args.protocols, args.out, variants=args.variants, seeds=args.seeds, folds=args.folds,
                              fold_variants=args.fold_variants, jobs=args.jobs, device=args.device,
@@ -106,6 +112,15 @@ def _adiac(args) -> int:
         print(f"dynlab adiac: error: {error}\nnothing published; fix the cause and run the same command again",
               file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"dynlab adiac: interrupted; the finished cells are saved in {args.out} and its report lists them; "
+              "the same command carries on from there", file=sys.stderr)
+        if args.publish:  # what is finished is published, marked unfinished by the report's run counts
+            for path in adiac.publish(args.out, args.publish):
+                print(f"published: {path}")
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
     print(f"report: {out / 'adiac.md'}")
     if args.publish:
         for path in adiac.publish(out, args.publish):

@@ -154,3 +154,39 @@ def test_cli_runs_cells_in_parallel_and_publishes(tmp_path, capsys):
     assert meta["invocations"][0]["command"].startswith("dynlab adiac --protocols 10fold")
     assert "published:" in capsys.readouterr().out
     assert cli.main(["adiac", "--jobs", "0", "--out", str(out)]) == 2
+
+
+def test_an_interrupted_grid_keeps_its_cells_and_records_itself(tmp_path, monkeypatch, capsys):
+    real = adiac.train_cell
+
+    def stopped_at_the_second(cell, out, **kwargs):
+        if cell.variant == "global":
+            raise KeyboardInterrupt  # what Ctrl-C, or SIGTERM through the CLI's handler, raises
+        return real(cell, out, **kwargs)
+
+    monkeypatch.setattr(adiac.cells, "train_cell", stopped_at_the_second)
+    out, results = tmp_path / "grid", tmp_path / "results"
+    code = cli.main(["adiac", "--protocols", "standard", "--variants", "base", "global", "--seeds", "0",
+                     "--epochs", "1", "--limit", "20", "--quiet", "--out", str(out), "--publish", str(results)])
+    assert code == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert [r["variant"] for r in adiac.read_results("standard", results)] == ["base"]
+    (invocation,) = json.loads((results / "adiac_meta.json").read_text())["invocations"]
+    assert invocation["cells_trained"] == 1 and invocation["stopped"] == "interrupted after 1 of its 2 cells"
+    assert "(interrupted after 1 of its 2 cells)" in (results / "adiac.md").read_text()
+
+
+def test_an_interrupted_parallel_grid_stops_its_workers(tmp_path, monkeypatch):
+    real_wait = adiac.run.wait
+
+    def interrupted_wait(futures, **kwargs):
+        real_wait(futures, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(adiac.run, "wait", interrupted_wait)
+    with pytest.raises(KeyboardInterrupt):
+        adiac.run_grid(["standard"], tmp_path, variants=["base", "odconv4x", "global"], seeds=[0], jobs=2,
+                       epochs=40, limit=20, quiet=True)
+    (invocation,) = json.loads((tmp_path / "meta.json").read_text())["invocations"]
+    assert invocation["stopped"] == "interrupted after 1 of its 3 cells"  # odconv4x stopped, global never begun
+    assert not (tmp_path / "cells" / "standard__tsresnet__odconv4x__seed0.json").exists()

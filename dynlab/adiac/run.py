@@ -53,6 +53,74 @@ def recipes(recipe: str | None = None) -> dict:
             "net1/net2 (seed's Table 1, profile 'seed')": asdict(profiles.get_profile("seed").timeseries)}
 
 
+def _run_in_turn(todo, out, failed, finished, device, epochs, limit, recipe) -> None:
+    for cell in todo:
+        if cell.static_twin is not None and cell.static_twin.name in failed:
+            finished(cell, RuntimeError(f"its static twin {cell.static_twin.name} failed"))
+            continue
+        try:
+            cells.train_cell(cell, out, device=device, epochs=epochs, limit=limit, quiet=True, recipe=recipe)
+            finished(cell, None)
+        except Exception as error:  # noqa: BLE001 - recorded, and raised again by run_grid
+            finished(cell, error)
+
+
+def _run_in_parallel(todo, out, jobs, failed, finished, device, epochs, limit, recipe) -> None:
+    """``jobs`` worker processes; a ``-from-static`` cell waits for its static twin."""
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    waiting = list(todo)
+    pool = ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=_worker_init, initargs=(threads,))
+    running = {}
+    try:
+        while waiting or running:
+            for cell in [c for c in waiting if c.static_twin is not None and c.static_twin.name in failed]:
+                waiting.remove(cell)
+                finished(cell, RuntimeError(f"its static twin {cell.static_twin.name} failed"))
+            ready = [c for c in waiting if c.static_twin is None or (c.static_twin not in running.values()
+                                                                      and c.static_twin not in waiting)]
+            for cell in ready[:max(0, jobs - len(running))]:
+                waiting.remove(cell)
+                running[pool.submit(_train_in_worker, cell, str(out), device, epochs, limit, recipe)] = cell
+            if not running:
+                continue
+            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for future in done:
+                finished(running.pop(future), future.exception())
+    except KeyboardInterrupt:  # the cells in training are lost; don't wait for them to end
+        _stop_workers(pool)
+        raise
+    pool.shutdown()
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    pool.shutdown(wait=False, cancel_futures=True)
+    if hasattr(pool, "terminate_workers"):  # Python 3.14+
+        pool.terminate_workers()
+        return
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.terminate()
+
+
+def _record_invocation(out: Path, todo, failed, started: float, *, interrupted: bool, command: str, jobs: int,
+                       device: str, epochs, limit, recipe) -> None:
+    """Add this invocation to ``meta.json`` (if it trained anything) and rewrite the CSVs and report."""
+    trained = sum(1 for c in todo if c.name not in failed and (out / "cells" / f"{c.name}.json").exists())
+    meta_path = out / "meta.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {"invocations": []}
+    if trained or (todo and not interrupted):  # an invocation that found everything finished has nothing to record
+        invocation = {"command": command, "cells_trained": trained,
+                      "wall_seconds": round(time.perf_counter() - started, 1), "jobs": jobs, "device": device,
+                      "epochs_override": epochs, "limit": limit, "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+        if interrupted:
+            invocation["stopped"] = f"interrupted after {trained} of its {len(todo)} cells"
+        meta["invocations"].append({**invocation, **environment()})
+    meta["recipes"] = recipes(recipe)
+    atomic_write_text(meta_path, json.dumps(meta, indent=1))
+    write_results(out)
+    if read_rows(out):
+        write_report(out)
+
+
 def run_grid(protocols: Sequence[str] = PROTOCOLS, out: str | os.PathLike = "runs/adiac", *,
              variants: Sequence[str] | None = None, seeds: Sequence[int] = SEEDS, folds: Sequence[int] = FOLDS,
              fold_variants: Sequence[str] = FOLD_VARIANTS, jobs: int = 1, device=None, epochs: int | None = None,
@@ -93,50 +161,19 @@ def run_grid(protocols: Sequence[str] = PROTOCOLS, out: str | os.PathLike = "run
         progress.set_postfix_str(cell.name)
         progress.update()
 
-    if jobs == 1:
-        for cell in todo:
-            if cell.static_twin is not None and cell.static_twin.name in failed:
-                finished(cell, RuntimeError(f"its static twin {cell.static_twin.name} failed"))
-                continue
-            try:
-                cells.train_cell(cell, out, device=device, epochs=epochs, limit=limit, quiet=True, recipe=recipe)
-                finished(cell, None)
-            except Exception as error:  # noqa: BLE001 - recorded and raised again below
-                finished(cell, error)
-    else:
-        threads = max(1, (os.cpu_count() or 1) // jobs)
-        waiting = list(todo)
-        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=_worker_init,
-                                 initargs=(threads,)) as pool:
-            running = {}
-            while waiting or running:
-                for cell in [c for c in waiting if c.static_twin is not None and c.static_twin.name in failed]:
-                    waiting.remove(cell)
-                    finished(cell, RuntimeError(f"its static twin {cell.static_twin.name} failed"))
-                ready = [c for c in waiting if c.static_twin is None or (c.static_twin not in running.values()
-                                                                          and c.static_twin not in waiting)]
-                for cell in ready[:max(0, jobs - len(running))]:
-                    waiting.remove(cell)
-                    running[pool.submit(_train_in_worker, cell, str(out), device, epochs, limit, recipe)] = cell
-                if not running:
-                    continue
-                done, _ = wait(list(running), return_when=FIRST_COMPLETED)
-                for future in done:
-                    finished(running.pop(future), future.exception())
-    progress.close()
-    wall = time.perf_counter() - started
-    meta_path = out / "meta.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {"invocations": []}
-    if todo:  # an invocation that found everything finished has nothing to record
-        meta["invocations"].append({"command": command, "cells_trained": len(todo) - len(failed),
-                                    "wall_seconds": round(wall, 1), "jobs": jobs, "device": device,
-                                    "epochs_override": epochs, "limit": limit,
-                                    "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"), **environment()})
-    meta["recipes"] = recipes(recipe)
-    atomic_write_text(meta_path, json.dumps(meta, indent=1))
-    write_results(out)
-    if read_rows(out):
-        write_report(out)
+    interrupted = False
+    try:
+        if jobs == 1:
+            _run_in_turn(todo, out, failed, finished, device, epochs, limit, recipe)
+        else:
+            _run_in_parallel(todo, out, jobs, failed, finished, device, epochs, limit, recipe)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: record what was done, then stop
+        interrupted = True
+        raise
+    finally:
+        progress.close()
+        _record_invocation(out, todo, failed, started, interrupted=interrupted, command=command, jobs=jobs,
+                           device=device, epochs=epochs, limit=limit, recipe=recipe)
     if failed:
         raise RuntimeError(f"{len(failed)} of {len(wanted_cells)} cells failed (the others are saved in {out}; "
                            "a re-run retries only the failed ones):\n"
