@@ -2,7 +2,10 @@
 
 On CUDA the engine uses channels-last memory and autocast (bfloat16 where the GPU supports it,
 else float16 with a gradient scaler, since float16's small range lets small gradients underflow).
-On MPS and the CPU it trains in plain float32.
+On a CPU with bfloat16 matrix units (Intel AMX, Xeon 4th generation and later) it uses bfloat16
+autocast too: convolutions run about twice as fast there (tsresnet's training step: 58 -> 28 ms on 2
+cores). Elsewhere, a CPU without them and MPS, it trains in plain float32, because emulated bfloat16
+is slower than float32. ``DYNLAB_CPU_BF16=0`` (or ``1``) turns the CPU's choice off (or on).
 """
 from __future__ import annotations
 
@@ -63,27 +66,50 @@ def pick_device(requested: str | torch.device | None = None) -> torch.device:
 
 
 def describe(device: torch.device) -> str:
-    """A short human-readable name, e.g. ``cuda:0 (NVIDIA H100 80GB HBM3)`` or ``cpu (2 threads)``."""
+    """A short name, e.g. ``cuda:0 (NVIDIA H100 80GB HBM3, bf16 autocast)`` or ``cpu (2 threads)``."""
+    dtype = autocast_dtype(device)
+    precision = f", {_DTYPE_NAMES[dtype]} autocast" if dtype is not None else ""
     if device.type == "cuda":
-        return f"{device} ({torch.cuda.get_device_name(device)})"
+        return f"{device} ({torch.cuda.get_device_name(device)}{precision})"
     if device.type == "cpu":
-        return f"cpu ({torch.get_num_threads()} threads)"
+        return f"cpu ({torch.get_num_threads()} threads{precision})"
     return str(device)
 
 
+_DTYPE_NAMES = {torch.bfloat16: "bf16", torch.float16: "fp16"}
+
+
+def cpu_has_bf16_matrix_units() -> bool:
+    """Whether this CPU multiplies bfloat16 matrices in hardware (Intel AMX)."""
+    is_supported = getattr(torch.cpu, "_is_amx_tile_supported", None)  # no public API for it in torch 2.x
+    return bool(is_supported and is_supported())
+
+
+def cpu_bf16_autocast() -> bool:
+    """Whether training on the CPU uses bfloat16 autocast: ``DYNLAB_CPU_BF16`` if set, else the hardware's say."""
+    setting = os.environ.get("DYNLAB_CPU_BF16", "").strip()
+    if setting in ("0", "1"):
+        return setting == "1"
+    if setting:
+        raise ValueError(f"DYNLAB_CPU_BF16 must be 0 (float32) or 1 (bfloat16 autocast), got {setting!r}")
+    return cpu_has_bf16_matrix_units()
+
+
 def autocast_dtype(device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for training on ``device``: bf16 or fp16 on CUDA, None (fp32) elsewhere."""
-    if device.type != "cuda":
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    """The autocast dtype for ``device``: bf16 or fp16 on CUDA, bf16 on a CPU with AMX, else None (fp32)."""
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu" and cpu_bf16_autocast():
+        return torch.bfloat16
+    return None
 
 
 def autocast(device: torch.device):
-    """A context manager for the forward pass: CUDA autocast, or nothing on other devices."""
+    """A context manager for the forward pass: autocast where ``autocast_dtype`` names a dtype, else nothing."""
     dtype = autocast_dtype(device)
     if dtype is None:
         return contextlib.nullcontext()
-    return torch.autocast(device_type="cuda", dtype=dtype)
+    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 def grad_scaler(device: torch.device) -> torch.amp.GradScaler:

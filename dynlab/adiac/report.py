@@ -100,7 +100,10 @@ def _seconds_text(rows: Sequence[dict]) -> str:
     """Mean training seconds per run, per kind of device (a GPU run and a CPU run do not average)."""
     by_kind: dict[str, list[float]] = {}
     for r in rows:
-        by_kind.setdefault(str(r["device"]).split(":")[0].split(" ")[0], []).append(float(r["train_seconds"]))
+        kind = str(r["device"]).split(":")[0].split(" ")[0]
+        if kind == "cpu" and "bf16 autocast" in str(r["device"]):
+            kind = "cpu bf16"
+        by_kind.setdefault(kind, []).append(float(r["train_seconds"]))
     return ", ".join(f"{sum(v) / len(v):.0f} ({kind}, {len(v)})" for kind, v in sorted(by_kind.items()))
 
 
@@ -162,7 +165,8 @@ def report_markdown(out: str | os.PathLike) -> str:
     lines += ["", "Accuracy on the test series, mean and population standard deviation (the seed's convention) over "
               "seeds or folds; the difference to a baseline is over matched seeds/folds with a 95% Student-t "
               "interval. MACs are multiply-accumulates per series (FLOPs = 2 x MACs). Train seconds per run "
-              "are on the device named above.", ""]
+              "are on the devices named above: `cuda` runs train in bfloat16 autocast, `cpu` runs in float32, "
+              "`cpu bf16` runs in bfloat16 autocast on a CPU with bfloat16 matrix units (AMX).", ""]
     for protocol, rows in rows_by_protocol(out).items():
         lines += protocol_table(rows, protocol) + [""]
     lines += ["Plot: `adiac.png` (accuracy per model; dots are single runs).", ""]
