@@ -62,10 +62,17 @@ def test_every_mixing_path_under_cpu_autocast(path, dim):
     kernels = torch.randn(4, 8, 8, *unit.kernel_size, generator=g)
     attention = torch.rand(3, 4, generator=g)
     spatial = torch.rand(3, 3 ** dim, generator=g) if path != "dense" else None
+    inputs = [t.requires_grad_() for t in (x, kernels, attention, spatial) if t is not None]
     want = mixing.mix_kernels_per_sample(unit, x, kernels, attention, spatial, path)
+    cotangent = torch.randn(want.shape, generator=g)
+    want_grads = torch.autograd.grad(want, inputs, cotangent)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         got = mixing.mix_kernels_per_sample(unit, x, kernels, attention, spatial, path)
     assert relative_error(got, want) < 0.03
+    got_grads = torch.autograd.grad(got, inputs, cotangent.to(got.dtype))
+    for name, got_grad, want_grad in zip(("input", "kernels", "attention", "spatial"), got_grads, want_grads):
+        assert got_grad.dtype == torch.float32, name
+        assert relative_error(got_grad, want_grad) < 0.05, name
 
 
 def test_fit_trains_in_cpu_autocast(monkeypatch):

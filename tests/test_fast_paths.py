@@ -163,3 +163,32 @@ def test_local_and_orient_equal_their_plain_formulas(name, plain, dim, groups, b
             torch.testing.assert_close(have, w, **TOL)
     with torch.no_grad():  # the inference branch (amax for orient) gives the same values
         torch.testing.assert_close(unit(x), expected, **TOL)
+
+
+@pytest.mark.parametrize("dim", [1, 2])
+@pytest.mark.parametrize("path", ["grouped", "unfold", "unfold_dense"])
+def test_per_sample_paths_keep_neither_columns_nor_per_sample_kernels_for_backward(path, dim):
+    """What autograd keeps is the inputs, not the unfolded input or the B kernels (recompute.py)."""
+    g = torch.Generator().manual_seed(dim)
+    batch, c_in, c_out, count = 8, 32, 8, 4  # responses (B K C_out L) smaller than both
+    unit = ConvUnit(c_in, c_out, 3, padding=1, dim=dim)
+    size = (4, 4) if dim == 2 else (16,)
+    x = torch.randn(batch, c_in, *size, generator=g, requires_grad=True)
+    kernels = torch.randn(count, c_out, c_in, *unit.kernel_size, generator=g, requires_grad=True)
+    attention = torch.rand(batch, count, generator=g, requires_grad=True)
+    spatial = torch.rand(batch, 3 ** dim, generator=g, requires_grad=True)
+    inputs = {t.untyped_storage().data_ptr() for t in (x, kernels, attention, spatial)}
+    kept = []
+
+    def pack(t):
+        if t.untyped_storage().data_ptr() not in inputs:
+            kept.append(t.numel())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = mixing.mix_kernels_per_sample(unit, x, kernels, attention, spatial, path)
+    columns = batch * c_in * unit.kernel_volume * out[0, 0].numel()
+    per_sample_kernels = batch * c_out * c_in * unit.kernel_volume
+    assert max(kept, default=0) < min(columns, per_sample_kernels)
+    out.sum().backward()  # and backward still works from what was kept
+    assert all(t.grad is not None for t in (x, kernels, attention, spatial))

@@ -18,7 +18,9 @@ positions. Every path computes the same function; they differ only in speed and 
 With K = 1 ``unfold`` and ``unfold_dense`` are the same algorithm (one shared kernel, no aggregation).
 ``auto`` picks by a cost model on the shapes; see ``choose_path``. The kernel aggregation is one
 matrix product (B, K) x (K, weights), and the spatial attention is applied once to the aggregated
-kernel, so no B x K x weights tensor is ever materialised.
+kernel, so no B x K x weights tensor is ever materialised. For backward, the ``grouped``,
+``unfold`` and ``unfold_dense`` paths keep their small inputs and rebuild the unfolded input and the
+per-sample kernels there (``recompute.py``), not the large operands themselves.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from ._unit import ConvUnit, stack_for_dense_conv
+from .recompute import compute_dtype, matmul_backward, rebuilt_operands
 
 PATHS = ("auto", "grouped", "dense", "unfold", "unfold_dense")
 
@@ -143,13 +146,25 @@ def mix_responses(responses: torch.Tensor, attention: torch.Tensor) -> torch.Ten
 
 def _grouped(unit, x, kernels, attention, spatial):
     batch = x.shape[0]
-    weights = _aggregate(kernels, attention, spatial)
-    weights = weights.expand(batch, *weights.shape[1:]) if weights.shape[0] == 1 else weights
-    out = unit.conv(
-        x.reshape(1, batch * unit.in_channels, *x.shape[2:]),
-        weights.reshape(batch * unit.out_channels, *weights.shape[2:]),
-        groups=batch * unit.groups,
-    )
+
+    def operands(x, kernels, attention, spatial):  # the batch as one sample, the per-sample kernels as groups
+        weights = _aggregate(kernels, attention, spatial)
+        weights = weights.expand(batch, *weights.shape[1:]) if weights.shape[0] == 1 else weights
+        return (x.reshape(1, batch * unit.in_channels, *x.shape[2:]),
+                weights.reshape(batch * unit.out_channels, *weights.shape[2:]))
+
+    def conv(x, weights):
+        return unit.conv(x, weights, groups=batch * unit.groups)
+
+    def conv_backward(grad, x, weights):
+        dtype = compute_dtype(x, weights)
+        grad_x, grad_w, _ = torch.ops.aten.convolution_backward(
+            grad.to(dtype), x.to(dtype), weights.to(dtype), None, list(unit.stride), list(unit.padding),
+            list(unit.dilation), False, [0] * unit.dim, batch * unit.groups,
+            [x.requires_grad, weights.requires_grad, False])
+        return grad_x, grad_w
+
+    out = rebuilt_operands(operands, conv, conv_backward, x, kernels, attention, spatial)
     return out.reshape(batch, unit.out_channels, *out.shape[2:])
 
 
@@ -260,10 +275,17 @@ def _unfold_dense(unit, x, kernels, attention, spatial):
     batch = x.shape[0]
     count, c_out = kernels.shape[:2]
     groups = unit.groups
-    cols = _batch_columns(unit, x, spatial)  # (g, D, B * L)
-    depth, positions = cols.shape[1], cols.shape[2] // batch
-    w = kernels.reshape(count, groups, c_out // groups, depth).transpose(0, 1).reshape(groups, -1, depth)
-    out = torch.bmm(w, cols).reshape(groups, count, c_out // groups, batch, positions)
+    depth = (unit.in_channels // groups) * unit.kernel_volume
+    positions = 1
+    for n in output_shape(unit, x):
+        positions *= n
+
+    def operands(x, kernels, spatial):  # the shared kernels (g, K C_out/g, D), the columns (g, D, B L)
+        w = kernels.reshape(count, groups, c_out // groups, depth).transpose(0, 1).reshape(groups, -1, depth)
+        return w, _batch_columns(unit, x, spatial)
+
+    out = rebuilt_operands(operands, torch.bmm, matmul_backward, x, kernels, spatial)
+    out = out.reshape(groups, count, c_out // groups, batch, positions)
     out = out.permute(3, 0, 1, 2, 4)  # (B, g, K, C_out/g, L)
     if attention is None:
         out = out[:, :, 0].reshape(batch, c_out * positions)
@@ -281,8 +303,11 @@ def _unfold_batched(unit, x, kernels, attention, spatial):
         positions *= n
     # fold the spatial attention into the smaller of the columns and the aggregated kernels
     on_columns = spatial is not None and unit.in_channels * positions <= c_out * (unit.in_channels // groups)
-    cols = _columns(unit, x, spatial if on_columns else None)  # (B, g, D, L)
-    weights = _aggregate(kernels, attention, None if on_columns else spatial)
-    weights = weights.reshape(batch, groups, c_out // groups, cols.shape[2])
-    out = torch.matmul(weights, cols)  # (B, g, C_out/g, L)
+
+    def operands(x, kernels, attention, spatial):  # per-sample kernels (B, g, C_out/g, D), columns (B, g, D, L)
+        cols = _columns(unit, x, spatial if on_columns else None)
+        weights = _aggregate(kernels, attention, None if on_columns else spatial)
+        return weights.reshape(batch, groups, c_out // groups, cols.shape[2]), cols
+
+    out = rebuilt_operands(operands, torch.matmul, matmul_backward, x, kernels, attention, spatial)
     return out.reshape(batch, c_out, *output_shape(unit, x))
