@@ -190,3 +190,26 @@ def test_an_interrupted_parallel_grid_stops_its_workers(tmp_path, monkeypatch):
     (invocation,) = json.loads((tmp_path / "meta.json").read_text())["invocations"]
     assert invocation["stopped"] == "interrupted after 1 of its 3 cells"  # odconv4x stopped, global never begun
     assert not (tmp_path / "cells" / "standard__tsresnet__odconv4x__seed0.json").exists()
+
+
+def test_sigterm_stops_the_cli_like_ctrl_c(tmp_path):
+    """What `kill` or `timeout` sends: the grid records its finished cells and exits with 130."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "grid"
+    command = [sys.executable, "-m", "dynlab.cli", "adiac", "--protocols", "standard", "--variants", "base", "global",
+               "--seeds", "0", "--epochs", "15", "--limit", "20", "--quiet", "--out", str(out)]
+    first = out / "cells" / "standard__tsresnet__base__seed0.json"  # then `global` trains for seconds
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not first.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "interrupted" in err
+    (invocation,) = json.loads((out / "meta.json").read_text())["invocations"]
+    assert invocation["stopped"] == "interrupted after 1 of its 2 cells"
