@@ -86,33 +86,37 @@ def _run_in_parallel(todo, out, jobs, failed, finished, device, epochs, limit, r
             done, _ = wait(list(running), return_when=FIRST_COMPLETED)
             for future in done:
                 finished(running.pop(future), future.exception())
-    except KeyboardInterrupt:  # the cells in training are lost; don't wait for them to end
+    except BaseException:  # interrupted: the cells in training are lost; don't wait for them to end
         _stop_workers(pool)
         raise
     pool.shutdown()
 
 
-def _stop_workers(pool: ProcessPoolExecutor) -> None:
+def _stop_workers(pool: ProcessPoolExecutor, grace: float = 10.0) -> None:
+    """Stop the pool's worker processes now: SIGTERM, then SIGKILL for any still alive after ``grace`` s."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # no public API before Python 3.14
     pool.shutdown(wait=False, cancel_futures=True)
-    if hasattr(pool, "terminate_workers"):  # Python 3.14+
-        pool.terminate_workers()
-        return
-    for process in list((getattr(pool, "_processes", None) or {}).values()):
+    for process in processes:
         process.terminate()
+    deadline = time.monotonic() + grace
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+        if process.is_alive():
+            process.kill()
 
 
-def _record_invocation(out: Path, todo, failed, started: float, *, interrupted: bool, command: str, jobs: int,
-                       device: str, epochs, limit, recipe) -> None:
+def _record_invocation(out: Path, todo, failed, started: float, *, stopped_by: str | None, command: str,
+                       jobs: int, device: str, epochs, limit, recipe) -> None:
     """Add this invocation to ``meta.json`` (if it trained anything) and rewrite the CSVs and report."""
     trained = sum(1 for c in todo if c.name not in failed and (out / "cells" / f"{c.name}.json").exists())
     meta_path = out / "meta.json"
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {"invocations": []}
-    if trained or (todo and not interrupted):  # an invocation that found everything finished has nothing to record
+    if trained or (todo and not stopped_by):  # an invocation that found everything finished has nothing to record
         invocation = {"command": command, "cells_trained": trained,
                       "wall_seconds": round(time.perf_counter() - started, 1), "jobs": jobs, "device": device,
                       "epochs_override": epochs, "limit": limit, "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
-        if interrupted:
-            invocation["stopped"] = f"interrupted after {trained} of its {len(todo)} cells"
+        if stopped_by:
+            invocation["stopped"] = f"{stopped_by} after {trained} of its {len(todo)} cells"
         meta["invocations"].append({**invocation, **environment()})
     meta["recipes"] = recipes(recipe)
     atomic_write_text(meta_path, json.dumps(meta, indent=1))
@@ -161,18 +165,18 @@ def run_grid(protocols: Sequence[str] = PROTOCOLS, out: str | os.PathLike = "run
         progress.set_postfix_str(cell.name)
         progress.update()
 
-    interrupted = False
+    stopped_by = None
     try:
         if jobs == 1:
             _run_in_turn(todo, out, failed, finished, device, epochs, limit, recipe)
         else:
             _run_in_parallel(todo, out, jobs, failed, finished, device, epochs, limit, recipe)
-    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: record what was done, then stop
-        interrupted = True
+    except BaseException as error:  # Ctrl-C, SIGTERM (see the CLI) or a crash: record what was done, then stop
+        stopped_by = "interrupted" if isinstance(error, KeyboardInterrupt) else f"stopped by {type(error).__name__}"
         raise
     finally:
         progress.close()
-        _record_invocation(out, todo, failed, started, interrupted=interrupted, command=command, jobs=jobs,
+        _record_invocation(out, todo, failed, started, stopped_by=stopped_by, command=command, jobs=jobs,
                            device=device, epochs=epochs, limit=limit, recipe=recipe)
     if failed:
         raise RuntimeError(f"{len(failed)} of {len(wanted_cells)} cells failed (the others are saved in {out}; "
