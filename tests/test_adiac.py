@@ -1,6 +1,7 @@
 """The Adiac grid: its cells, the seed's start-from-static option, resuming, failures, the report, the CLI."""
 import csv
 import json
+import multiprocessing
 
 import pytest
 import torch
@@ -189,6 +190,7 @@ def test_an_interrupted_parallel_grid_stops_its_workers(tmp_path, monkeypatch):
                        epochs=40, limit=20, quiet=True)
     (invocation,) = json.loads((tmp_path / "meta.json").read_text())["invocations"]
     assert invocation["stopped"] == "interrupted after 1 of its 3 cells"  # odconv4x stopped, global never begun
+    assert not [p for p in multiprocessing.active_children() if p.is_alive()]  # none left to finish its cell
     assert not (tmp_path / "cells" / "standard__tsresnet__odconv4x__seed0.json").exists()
 
 
