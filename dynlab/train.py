@@ -588,7 +588,7 @@ def fit(
 
     dist, device = _setup_distributed(device)
     try:
-        return _fit(
+        history = _fit(
             model, train_set, val_set, test_set, dist=dist, device=device, task=task, epochs=epochs,
             batch_size=batch_size, lr=lr, weight_decay=weight_decay, optimizer_name=optimizer, metric=metric,
             mode=mode, plateau_factor=plateau_factor, plateau_patience=plateau_patience,
@@ -599,6 +599,9 @@ def fit(
             out_dir=out_dir, resume=resume, quiet=quiet,
             num_workers=num_workers, eval_batch_size=eval_batch_size or batch_size, callbacks=list(callbacks or ()),
         )
+        if dist.created_group:  # every process is done with the group before any tears it down (gloo aborts)
+            torch_dist.barrier()
+        return history
     finally:
         if dist.created_group:
             torch_dist.destroy_process_group()
