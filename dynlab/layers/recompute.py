@@ -21,7 +21,7 @@ class _RebuiltOperands(torch.autograd.Function):
     @staticmethod
     def forward(ctx, build, op, op_backward, *inputs):
         ctx.build, ctx.op_backward = build, op_backward
-        ctx.autocast = _autocast_state(inputs)
+        ctx.autocast = _autocast_state(next(t for t in inputs if t is not None).device.type)
         ctx.save_for_backward(*inputs)
         with torch.no_grad():
             return op(*build(*inputs))
@@ -43,8 +43,8 @@ class _RebuiltOperands(torch.autograd.Function):
         return (None, None, None, *[next(grads) if t is not None and t.requires_grad else None for t in inputs])
 
 
-def _autocast_state(inputs) -> tuple[str, torch.dtype, bool]:
-    device_type = next(t for t in inputs if t is not None).device.type
+def _autocast_state(device_type: str) -> tuple[str, torch.dtype, bool]:
+    """(device type, autocast dtype, whether autocast is on) for tensors on ``device_type``."""
     if device_type not in ("cpu", "cuda"):
         return "cpu", torch.bfloat16, False
     return device_type, torch.get_autocast_dtype(device_type), torch.is_autocast_enabled(device_type)
@@ -70,9 +70,9 @@ def matmul_backward(grad: torch.Tensor, left: torch.Tensor, right: torch.Tensor)
 
 def compute_dtype(*tensors: torch.Tensor) -> torch.dtype:
     """The dtype an autocast-aware op computes in here: the autocast dtype where it is on, else the tensors'."""
-    device_type = tensors[0].device.type
-    if device_type in ("cpu", "cuda") and torch.is_autocast_enabled(device_type):
-        return torch.get_autocast_dtype(device_type)
+    _, autocast_dtype, autocast_on = _autocast_state(tensors[0].device.type)
+    if autocast_on:
+        return autocast_dtype
     dtype = tensors[0].dtype
     for t in tensors[1:]:
         dtype = torch.promote_types(dtype, t.dtype)
