@@ -759,6 +759,24 @@ def test_odconv_training_batch_one_raises_clear_error(name):
     assert unit(make_input(2, batch=2)).shape[0] == 2
 
 
+@pytest.mark.parametrize("name", ["odconv", "odconv4x"])
+def test_odconv_without_attention_batchnorm(name):
+    """attention_norm='none': no BatchNorm in the trunk, so a sample's output no longer depends on its batch."""
+    torch.manual_seed(0)
+    x = make_input(2, batch=3, dtype=torch.float64)
+    reference = layers.build(name, 4, 6, 3, padding=1).double().train()
+    assert layers.needs_precise_batchnorm(reference)
+    assert not torch.allclose(reference(x)[:2], reference(x[:2]))  # the reference's does depend on it
+    unit = layers.build(name, 4, 6, 3, padding=1, attention_norm="none").double().train()
+    assert unit.attention.bn is None and unit.attention.fc.bias is not None
+    assert not layers.needs_precise_batchnorm(unit)
+    alone = torch.cat([unit(x[i:i + 1]) for i in range(3)])  # batch 1 trains too
+    torch.testing.assert_close(unit(x), alone, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(unit.eval()(x), alone, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="attention_norm must be one of batch, none"):
+        layers.build(name, 4, 4, 3, padding=1, attention_norm="layer")
+
+
 # -- temperature ----------------------------------------------------------------------------------
 
 

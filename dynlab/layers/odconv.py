@@ -11,6 +11,12 @@ As in the reference: no kernel head when K = 1, no spatial head for a 1x1 kernel
 head for a depthwise convolution. The seed's "omni-directional CNN" cites this paper by title but
 describes rotated kernels instead; those are ``orient``.
 
+``attention_norm="none"`` drops the trunk's BatchNorm (GAP -> FC with bias -> ReLU). The reference's
+BatchNorm normalises the pooled vectors over the batch, so each sample's attention depends on the
+other samples in its batch; with small batches of features that differ little from sample to sample
+(Adiac: batches of 16 z-normalised series) that noise kept ``odconv`` from fitting its training
+set (README, "Adiac"). The default stays the reference's.
+
 Parameter names follow the reference implementation (``weight``, ``attention.fc``, ``attention.bn``,
 ``attention.channel_fc``, ``filter_fc``, ``spatial_fc``, ``kernel_fc``) so its checkpoints map across
 (see ``dynlab.models.odconv_resnet18_from_reference``).
@@ -24,12 +30,18 @@ from ._unit import ConvUnit, global_average, spread, stacked_kernels
 from .mixing import mix_kernels_per_sample
 
 
+ATTENTION_NORMS = ("batch", "none")
+
+
 class ODAttention(nn.Module):
-    def __init__(self, in_channels, out_channels, kernel_volume, groups, kernels, reduction=0.0625, min_hidden=16):
+    def __init__(self, in_channels, out_channels, kernel_volume, groups, kernels, reduction=0.0625, min_hidden=16,
+                 norm="batch"):
         super().__init__()
+        if norm not in ATTENTION_NORMS:
+            raise ValueError(f"attention_norm must be one of {', '.join(ATTENTION_NORMS)}, got {norm!r}")
         hidden = max(int(in_channels * reduction), min_hidden)
-        self.fc = nn.Linear(in_channels, hidden, bias=False)
-        self.bn = nn.BatchNorm1d(hidden)
+        self.fc = nn.Linear(in_channels, hidden, bias=norm == "none")
+        self.bn = nn.BatchNorm1d(hidden) if norm == "batch" else None
         self.channel_fc = nn.Linear(hidden, in_channels)
         depthwise = in_channels == groups == out_channels
         self.filter_fc = None if depthwise else nn.Linear(hidden, out_channels)
@@ -43,12 +55,14 @@ class ODAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, temperature: float):
         """Returns (channel, filter, spatial, kernel) attentions; a skipped head gives None."""
-        if self.training and x.shape[0] == 1:
+        if self.bn is not None and self.training and x.shape[0] == 1:
             raise ValueError(
                 "odconv in training mode needs at least 2 samples per batch: its attention BatchNorm "
-                "cannot normalise a single sample. Use a batch of 2 or more, or call model.eval()."
+                "cannot normalise a single sample. Use a batch of 2 or more, call model.eval(), or build "
+                "it with attention_norm='none'."
             )
-        h = torch.relu(self.bn(self.fc(global_average(x))))
+        h = self.fc(global_average(x))
+        h = torch.relu(h if self.bn is None else self.bn(h))
         channel = torch.sigmoid(self.channel_fc(h) / temperature)
         filt = torch.sigmoid(self.filter_fc(h) / temperature) if self.filter_fc is not None else None
         spatial = torch.sigmoid(self.spatial_fc(h) / temperature) if self.spatial_fc is not None else None
@@ -58,9 +72,9 @@ class ODAttention(nn.Module):
 
 class ODConv(ConvUnit):
     uses_temperature = True
-    batchnorm_in_attention = True
 
-    def __init__(self, *args, kernels: int = 1, reduction: float = 0.0625, **kwargs) -> None:
+    def __init__(self, *args, kernels: int = 1, reduction: float = 0.0625, attention_norm: str = "batch",
+                 **kwargs) -> None:
         super().__init__(*args, **kwargs)
         if self.has_bias:
             raise ValueError("odconv has no bias (as in the reference); follow it with a BatchNorm instead")
@@ -68,8 +82,10 @@ class ODConv(ConvUnit):
             raise ValueError(f"kernels must be >= 1, got {kernels}")
         self.kernels = kernels
         self.attention = ODAttention(
-            self.in_channels, self.out_channels, self.kernel_volume, self.groups, kernels, reduction
+            self.in_channels, self.out_channels, self.kernel_volume, self.groups, kernels, reduction,
+            norm=attention_norm,
         )
+        self.batchnorm_in_attention = attention_norm == "batch"
         self.weight = stacked_kernels(kernels, self.weight_shape)
         self.path = "auto"
 
