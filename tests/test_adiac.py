@@ -129,6 +129,19 @@ def test_seed_start_from_static_freezes_kernels_and_the_control_has_no_attention
         adiac.build_cell_model(adiac.Cell("10fold", "net1-from-static", "dyconv", 0, 7), data, grid_dir)
 
 
+def test_unit_options_reach_the_tsresnet_units_only(tmp_path):
+    cell = adiac.Cell("standard", "tsresnet", "odconv", 0)
+    data = adiac.load_cell_data(cell, limit=20)
+    model = adiac.build_cell_model(cell, data, unit_options={"attention_norm": "none"})
+    units = [m for m in model.modules() if isinstance(m, layers.ODConv)]
+    assert units and all(u.attention.bn is None for u in units)
+    row = adiac.train_cell(cell, tmp_path, unit_options={"attention_norm": "none"}, **TINY)
+    assert row["unit_options"] == {"attention_norm": "none"}
+    net1 = adiac.Cell("10fold", "net1", "dyconv", 0, 0)
+    with pytest.raises(ValueError, match="tsresnet cells only"):
+        adiac.build_cell_model(net1, adiac.load_cell_data(net1, limit=20), unit_options={"kernels": 2})
+
+
 def test_a_failed_cell_is_reported_and_the_others_are_kept(tmp_path, monkeypatch):
     real = adiac.train_cell
 

@@ -136,11 +136,19 @@ def load_cell_data(cell: Cell, limit: int | None = None):
     return study.load_data("timeseries", "real", "full", cell.seed, cell.fold, limit=limit)
 
 
-def build_cell_model(cell: Cell, data, out: Path | None = None, recipe: str | None = None) -> nn.Module:
-    """The cell's network, untrained; a ``-from-static`` cell starts from its twin's best weights in ``out``."""
+def build_cell_model(cell: Cell, data, out: Path | None = None, recipe: str | None = None,
+                     unit_options: dict | None = None) -> nn.Module:
+    """The cell's network, untrained; a ``-from-static`` cell starts from its twin's best weights in ``out``.
+
+    ``unit_options`` (``tsresnet`` only) go to the variant's conv units, for experiments beside the grid
+    (e.g. ``{"attention_norm": "none"}`` for ``odconv``); the grid itself builds every unit as registered.
+    """
     torch.manual_seed(cell.seed if cell.fold is None else 1000 * cell.seed + cell.fold)
+    if unit_options and cell.model != "tsresnet":
+        raise ValueError(f"unit options apply to tsresnet cells only, not to {cell.name}")
     if cell.model == "tsresnet":
-        return tsresnet(cell.variant, data.num_classes, **cell.profile(recipe).model_kwargs("timeseries"))
+        return tsresnet(cell.variant, data.num_classes, **cell.profile(recipe).model_kwargs("timeseries"),
+                        **(unit_options or {}))
     build = net1_dcnn if cell.model.startswith("net1") else net2_dcnn
     dropout = cell.profile().timeseries.dropout
     model = build(cell.variant, data.num_classes, length=data.sample_shape[-1], dropout=dropout)
@@ -165,14 +173,18 @@ def build_cell_model(cell: Cell, data, out: Path | None = None, recipe: str | No
 
 
 def train_cell(cell: Cell, out: str | os.PathLike, *, device=None, epochs: int | None = None,
-               limit: int | None = None, quiet: bool = True, recipe: str | None = None) -> dict:
-    """Train one cell (or reload it, if finished) and save its row in ``out/cells``; returns the row."""
+               limit: int | None = None, quiet: bool = True, recipe: str | None = None,
+               unit_options: dict | None = None) -> dict:
+    """Train one cell (or reload it, if finished) and save its row in ``out/cells``; returns the row.
+
+    ``unit_options``: see ``build_cell_model``; a grid folder should hold cells of one setting only.
+    """
     out = Path(out)
     cell_path = out / "cells" / f"{cell.name}.json"
     if cell_path.exists():
         return json.loads(cell_path.read_text())
     data = load_cell_data(cell, limit)
-    model = build_cell_model(cell, data, out, recipe)
+    model = build_cell_model(cell, data, out, recipe, unit_options)
     cost = flops.profile(model, (1, *data.sample_shape))
     profile = cell.profile(recipe)
     settings = profile.timeseries
@@ -190,6 +202,8 @@ def train_cell(cell: Cell, out: str | os.PathLike, *, device=None, epochs: int |
            "device": describe(device), "protocol": cell.protocol, "best_epoch": history.best_epoch,
            "val_metric": history.best_metric,
            "curve": [r["val_metric"] for r in history.records]}
+    if unit_options:
+        row["unit_options"] = dict(unit_options)
     cell_path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(cell_path, json.dumps(row))
     return row
