@@ -85,9 +85,12 @@ class ODConv(ConvUnit):
             self.in_channels, self.out_channels, self.kernel_volume, self.groups, kernels, reduction,
             norm=attention_norm,
         )
-        self.batchnorm_in_attention = attention_norm == "batch"
         self.weight = stacked_kernels(kernels, self.weight_shape)
         self.path = "auto"
+
+    @property
+    def batchnorm_in_attention(self) -> bool:
+        return self.attention.bn is not None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
