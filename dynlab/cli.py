@@ -11,8 +11,9 @@ EXAMPLES = """examples:
   dynlab train --variant odconv --task classification --epochs 5 --out runs/odconv-cls
   dynlab train --variant odconv --task classification --out runs/odconv-cls --resume
   dynlab evaluate --variant odconv --task classification --out runs/odconv-cls
-  dynlab adiac --jobs 2 --publish results          # both Adiac protocols, every variant (hours on a CPU)
+  dynlab adiac --jobs 2 --publish results          # every Adiac protocol and variant (hours on a CPU)
   dynlab adiac --protocols standard --variants base dyconv --seeds 0 1
+  dynlab adiac --protocols refit --variants base --start-from results   # final runs on all 390 series
   dynlab flops --variants base odconv odconv4x
   dynlab bench --stem small --size 32
   dynlab data download adiac
@@ -186,11 +187,14 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "finished cells")
     p.set_defaults(func=_study)
 
-    p = sub.add_parser("adiac", help="the Adiac study: standard split (every variant, 5 seeds) and the seed's 10 folds",
+    p = sub.add_parser("adiac", help="the Adiac study: standard split (every variant, 5 seeds; selected, then refit on all 390 "
+                            "training series) and the seed's 10 folds",
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--protocols", nargs="+", choices=adiac.PROTOCOLS, default=list(adiac.PROTOCOLS))
+    p.add_argument("--protocols", nargs="+", choices=adiac.PROTOCOLS, default=list(adiac.PROTOCOLS),
+                   help="standard: best epoch on validation; refit: the same runs trained on all 390 training "
+                        "series, last epoch; 10fold: the seed's protocol (default: all three)")
     p.add_argument("--variants", nargs="+", choices=layers.names(), default=None, metavar="VARIANT",
-                   help="tsresnet variants on the standard split (default: all)")
+                   help="tsresnet variants on the standard split and its refit (default: all)")
     p.add_argument("--seeds", nargs="+", type=int, default=list(adiac.SEEDS), help="standard split seeds")
     p.add_argument("--folds", nargs="+", type=int, default=list(adiac.FOLDS), choices=adiac.FOLDS, metavar="0..9")
     p.add_argument("--fold-variants", nargs="*", choices=layers.names(), default=list(adiac.FOLD_VARIANTS),

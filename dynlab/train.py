@@ -496,6 +496,8 @@ def _check_out_dir(out_dir: Path, resume: bool, overwrite: bool) -> None:
 
 # settings that must match for a resumed run to end where the uninterrupted one would
 _RESUME_KEYS = ("task", "metric", "epochs", "batch_size", "optimizer", "lr_schedule", "seed", "world_size")
+#: which epoch's weights ``fit`` hands back: the best on validation, or the last one trained
+KEEP = ("best", "last")
 
 
 def _better(value: float, best: float | None, mode: str) -> bool:
@@ -526,6 +528,7 @@ def fit(
     lr_schedule: str = "plateau",
     label_smoothing: float = 0.0,
     precise_batchnorm: bool | None = None,
+    keep: str = "best",
     ignore_index: int = IGNORE_INDEX,
     seed: int = 0,
     device: str | torch.device | None = None,
@@ -552,6 +555,9 @@ def fit(
     (``dynlab.layers.needs_precise_batchnorm``: ODConv).
 
     At the end the model holds the weights of the best epoch (and stays on the training device).
+    ``keep="last"`` keeps the last epoch instead: for a final run on all the training data (the validation
+    set then only monitors it, e.g. a validation split now trained on), with settings chosen beforehand on a
+    held-out split. ``best.pt`` then holds the last epoch, and ``best_epoch`` is the last one.
 
     ``out_dir``: where ``last.pt`` (everything needed to resume), ``best.pt`` (best weights),
     ``history.json`` and ``history.csv`` go, updated after every epoch. An ``out_dir`` that already
@@ -569,6 +575,8 @@ def fit(
         raise ValueError(f"unknown metric {metric!r} for task {task!r}; valid metrics: {', '.join(TASK_METRICS[task])}")
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}; valid optimizers: {', '.join(OPTIMIZERS)}")
+    if keep not in KEEP:
+        raise ValueError(f"keep must be one of {', '.join(KEEP)}, got {keep!r}")
     if lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"unknown lr_schedule {lr_schedule!r}; valid schedules: {', '.join(LR_SCHEDULES)}")
     if not 0.0 <= label_smoothing < 1.0:
@@ -595,7 +603,7 @@ def fit(
             plateau_min_lr=plateau_min_lr, early_stopping_patience=early_stopping_patience,
             lr_schedule=lr_schedule, label_smoothing=label_smoothing,
             precise_batchnorm=layers.needs_precise_batchnorm(model) if precise_batchnorm is None else precise_batchnorm,
-            ignore_index=ignore_index, seed=seed,
+            keep=keep, ignore_index=ignore_index, seed=seed,
             out_dir=out_dir, resume=resume, quiet=quiet,
             num_workers=num_workers, eval_batch_size=eval_batch_size or batch_size, callbacks=list(callbacks or ()),
         )
@@ -609,14 +617,14 @@ def fit(
 
 def _fit(model, train_set, val_set, test_set, *, dist: _Dist, device: torch.device, task, epochs, batch_size, lr,
          weight_decay, optimizer_name, metric, mode, plateau_factor, plateau_patience, plateau_min_lr,
-         early_stopping_patience, lr_schedule, label_smoothing, precise_batchnorm, ignore_index, seed, out_dir,
+         early_stopping_patience, lr_schedule, label_smoothing, precise_batchnorm, keep, ignore_index, seed, out_dir,
          resume, quiet, num_workers, eval_batch_size, callbacks) -> History:
     config = {
         "task": task, "metric": metric, "epochs": epochs, "batch_size": batch_size, "lr": lr,
         "weight_decay": weight_decay, "optimizer": optimizer_name, "plateau_factor": plateau_factor,
         "plateau_patience": plateau_patience, "plateau_min_lr": plateau_min_lr,
         "early_stopping_patience": early_stopping_patience, "lr_schedule": lr_schedule,
-        "label_smoothing": label_smoothing, "precise_batchnorm": precise_batchnorm, "seed": seed,
+        "label_smoothing": label_smoothing, "precise_batchnorm": precise_batchnorm, "keep": keep, "seed": seed,
         "world_size": dist.world_size,
         "device": describe(device), "model": type(model).__name__, "variant": getattr(model, "variant", None),
         "parameters": sum(p.numel() for p in model.parameters()),
@@ -776,7 +784,7 @@ def _fit(model, train_set, val_set, test_set, *, dist: _Dist, device: torch.devi
                         **{f"val_{metric}": f"{val[metric]:.4f}"})
         bar.close()
 
-        if _better(val[metric], history.best_metric, mode):
+        if keep == "last" or _better(val[metric], history.best_metric, mode):
             history.best_metric, history.best_epoch, bad_epochs = val[metric], epoch, 0
             best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
             best_temperature = temperature

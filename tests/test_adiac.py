@@ -14,7 +14,7 @@ TINY = dict(epochs=1, limit=20, quiet=True)
 @pytest.fixture(scope="module")
 def grid_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("adiac")
-    adiac.run_grid(["standard", "10fold"], out, variants=["base", "dyconv"], seeds=[0, 1], folds=[0, 1],
+    adiac.run_grid(["standard", "refit", "10fold"], out, variants=["base", "dyconv"], seeds=[0, 1], folds=[0, 1],
                    fold_variants=["base"], command="dynlab adiac (test)", **TINY)
     return out
 
@@ -22,8 +22,10 @@ def grid_dir(tmp_path_factory):
 def test_grid_cells_and_order():
     cells = adiac.grid()
     standard = [c for c in cells if c.protocol == "standard"]
+    refits = [c for c in cells if c.protocol == "refit"]
     folds = [c for c in cells if c.protocol == "10fold"]
     assert len(standard) == len(layers.names()) * 5 and {c.model for c in standard} == {"tsresnet"}
+    assert [(c.variant, c.seed) for c in refits] == [(c.variant, c.seed) for c in standard]
     assert len(folds) == 10 * (2 * len(adiac.SEED_MODELS) + len(adiac.FOLD_VARIANTS))
     assert len({c.name for c in cells}) == len(cells)
     position = {c: i for i, c in enumerate(cells)}
@@ -32,7 +34,7 @@ def test_grid_cells_and_order():
             assert position[cell.static_twin] < position[cell]
     assert adiac.Cell("10fold", "net2-from-static", "dyconv", 0, 3).static_twin == adiac.Cell("10fold", "net2",
                                                                                               "base", 0, 3)
-    with pytest.raises(ValueError, match="valid protocols: standard, 10fold"):
+    with pytest.raises(ValueError, match="valid protocols: standard, refit, 10fold"):
         adiac.grid(["loo"])
     with pytest.raises(ValueError, match="folds are 0..9"):
         adiac.grid(["10fold"], folds=[10])
@@ -60,11 +62,13 @@ def test_csvs_have_the_study_columns_and_every_cell(grid_dir):
             assert 0.0 <= float(row["metric"]) <= 1.0 and row["epochs"] == "1" and int(row["macs"]) > 0
     standard = adiac.read_results("standard", grid_dir)
     assert {(r["variant"], r["seed"]) for r in standard} == {("base", 0), ("base", 1), ("dyconv", 0), ("dyconv", 1)}
+    refits = adiac.read_results("refit", grid_dir)
+    assert {(r["variant"], r["seed"]) for r in refits} == {(r["variant"], r["seed"]) for r in standard}
     folds = adiac.read_results("10fold", grid_dir)
     models = {(r["model"], r["variant"]) for r in folds}
     assert models == {(m, v) for m in adiac.SEED_MODELS for v in ("base", "dyconv")} | {("tsresnet", "base")}
     assert {r["profile"] for r in folds if r["model"] != "tsresnet"} == {"seed"}
-    for row in standard + folds:
+    for row in standard + refits + folds:
         assert adiac.cell_from_row(row).name in {c.name for c in adiac.grid(folds=[0, 1], seeds=[0, 1])}
 
 
@@ -75,12 +79,13 @@ def test_report_plot_and_provenance(grid_dir):
     assert "0.571 (0.059)" in report and "0.653 (0.062)" in report and "not measured here" in report
     assert "vs tsresnet base" in report and "vs Net1 CNN+; " in report and "vs Net1 CNN |" in report
     assert (grid_dir / "adiac.png").stat().st_size > 5000
+    assert "refit on all 390 training series, 2 seeds" in report and "Refit minus the standard split's" in report
     meta = json.loads((grid_dir / "meta.json").read_text())
-    assert meta["invocations"][-1]["cells_trained"] == 4 + 2 * 9 and "tsresnet" in next(iter(meta["recipes"]))
+    assert meta["invocations"][-1]["cells_trained"] == 4 + 4 + 2 * 9 and "tsresnet" in next(iter(meta["recipes"]))
     published = adiac.publish(grid_dir, grid_dir / "published")
-    assert sorted(p.name for p in published) == sorted(["adiac_standard.csv", "adiac_10fold.csv", "adiac.md",
-                                                        "adiac.png", "adiac_meta.json", "adiac_cells"])
-    assert len(list((grid_dir / "published" / "adiac_cells").glob("*.json"))) == 22
+    assert sorted(p.name for p in published) == sorted(["adiac_standard.csv", "adiac_refit.csv", "adiac_10fold.csv",
+                                                        "adiac.md", "adiac.png", "adiac_meta.json", "adiac_cells"])
+    assert len(list((grid_dir / "published" / "adiac_cells").glob("*.json"))) == 26
     with pytest.raises(FileNotFoundError, match="no Adiac results"):
         adiac.publish(grid_dir / "nothing", grid_dir / "elsewhere")
 
@@ -127,6 +132,19 @@ def test_seed_start_from_static_freezes_kernels_and_the_control_has_no_attention
     assert control.fc.weight.requires_grad
     with pytest.raises(FileNotFoundError, match="has not been trained"):
         adiac.build_cell_model(adiac.Cell("10fold", "net1-from-static", "dyconv", 0, 7), data, grid_dir)
+
+
+def test_a_refit_trains_on_the_validation_series_too_and_keeps_its_last_epoch(grid_dir, tmp_path):
+    standard = json.loads((grid_dir / "cells" / "standard__tsresnet__base__seed0.json").read_text())
+    refit = json.loads((grid_dir / "cells" / "refit__tsresnet__base__seed0.json").read_text())
+    data = adiac.load_cell_data(adiac.Cell("standard", "tsresnet", "base", 0), limit=20)
+    assert standard["train_series"] == len(data.train) and refit["train_series"] == len(data.train) + len(data.val)
+    assert refit["protocol"] == "refit" and refit["best_epoch"] == refit["epochs"] == 1
+    history = json.loads((grid_dir / "runs" / "refit__tsresnet__base__seed0" / "history.json").read_text())
+    assert history["config"]["keep"] == "last"
+    with pytest.raises(ValueError, match="fixed-length recipe"):  # a plateau recipe stops when validation says so
+        adiac.train_cell(adiac.Cell("refit", "tsresnet", "base", 0), tmp_path, recipe="plateau", **TINY)
+    assert not (tmp_path / "runs").exists()
 
 
 def test_unit_options_reach_the_tsresnet_units_only(tmp_path):

@@ -181,6 +181,20 @@ def test_best_checkpoint_is_restored_before_the_test(tmp_path, data):
     assert history.test == pytest.approx(evaluate(model, test, batch_size=7))
 
 
+def test_keep_last_hands_back_the_last_epoch_whatever_validation_says(tmp_path, data):
+    train, val, test = data
+    model = made(PlainNet, "base")
+    history = fit(model, train, val, test, epochs=4, batch_size=16, lr=1e-2, early_stopping_patience=None,
+                  out_dir=tmp_path, callbacks=[sabotage_after(2)], keep="last", quiet=True)
+    assert len(history) == 4 and history.best_epoch == 4
+    assert history[-1]["val_metric"] < 0.5 and history.best_metric == history[-1]["val_metric"]
+    assert same_weights(weights(model), load_checkpoint(tmp_path / "last.pt")["model"])
+    assert same_weights(weights(model), load_checkpoint(tmp_path / "best.pt")["model"])
+    assert history.test == pytest.approx(evaluate(model, test, batch_size=7))
+    with pytest.raises(ValueError, match="keep must be one of best, last"):
+        fit(made(PlainNet, "base"), train, val, epochs=1, keep="first")
+
+
 def test_the_best_epoch_is_tested_at_the_temperature_it_was_validated_at(tmp_path, data):
     """A best epoch from the annealing phase must not be tested at the final temperature of 1."""
     train, val, test = data

@@ -1,11 +1,15 @@
 """The Adiac study: the seed's 10-fold protocol and the UCR standard split, as one resumable grid.
 
-UCR Adiac: 781 diatom outlines, 37 classes, length 176. Two protocols:
+UCR Adiac: 781 diatom outlines, 37 classes, length 176. Three protocols:
 
 - ``standard``: every variant in ``tsresnet`` on the archive's split (390 train / 391 test), 5 seeds,
   one recipe for all (the ``full`` profile's time-series recipe). The validation split (20% of the
   390 training series, stratified, drawn per seed) picks the best epoch; the 391 test series are
   scored once per run.
+- ``refit``: each standard cell's final run: the same network, seed and recipe trained on all 390
+  training series (the validation series too) for the recipe's whole schedule, keeping the last
+  epoch. The recipe and its length were chosen on validation beforehand; the test series are scored
+  once. More training series is what the published baselines had (they trained on all 390).
 - ``10fold``: the seed's protocol. All 781 series dealt into 10 stratified folds; fold i is the test
   set, 10% of the rest is the validation split. The seed's Net1 and Net2 with the seed's Table 1
   recipe (``seed`` profile), each as a static CNN (``base``) and a D-CNN (``dyconv``), trained from

@@ -10,6 +10,7 @@ from typing import Sequence
 
 import torch
 from torch import nn
+from torch.utils.data import ConcatDataset
 
 from .. import flops, layers, profiles, study
 from ..data import with_augmentation
@@ -17,7 +18,8 @@ from ..device import describe, pick_device
 from ..models import init_dynamic_from_static, net1_dcnn, net2_dcnn, tsresnet
 from ..train import atomic_write_text, fit, load_checkpoint
 
-PROTOCOLS = ("standard", "10fold")
+#: ``refit``: the standard split again, trained on all 390 training series (see ``train_cell``)
+PROTOCOLS = ("standard", "refit", "10fold")
 SEEDS = (0, 1, 2, 3, 4)
 FOLDS = tuple(range(10))
 #: ``tsresnet`` variants in the 10-fold protocol, beside the seed's networks
@@ -120,6 +122,8 @@ def grid(protocols: Sequence[str] = PROTOCOLS, *, variants: Sequence[str] | None
     cells = []
     if "standard" in protocols:
         cells += [Cell("standard", "tsresnet", v, s) for s in seeds for v in variants]
+    if "refit" in protocols:
+        cells += [Cell("refit", "tsresnet", v, s) for s in seeds for v in variants]
     if "10fold" in protocols:
         for fold in folds:
             for model in SEED_MODELS:
@@ -130,8 +134,11 @@ def grid(protocols: Sequence[str] = PROTOCOLS, *, variants: Sequence[str] | None
 
 # -- one cell ----------------------------------------------------------------------------------------
 def load_cell_data(cell: Cell, limit: int | None = None):
-    """The cell's train / validation / test series (standard split drawn per seed, or its fold)."""
-    if cell.protocol == "standard":
+    """The cell's train / validation / test series (standard split drawn per seed, or its fold).
+
+    A ``refit`` cell gets its seed's standard split as it is; ``train_cell`` trains it on both parts.
+    """
+    if cell.protocol in ("standard", "refit"):
         return study.load_data("timeseries", "real", "full", cell.seed, limit=limit)
     return study.load_data("timeseries", "real", "full", cell.seed, cell.fold, limit=limit)
 
@@ -177,23 +184,39 @@ def train_cell(cell: Cell, out: str | os.PathLike, *, device=None, epochs: int |
                unit_options: dict | None = None) -> dict:
     """Train one cell (or reload it, if finished) and save its row in ``out/cells``; returns the row.
 
+    A ``standard`` or ``10fold`` cell trains on its training series and keeps its best epoch on the
+    validation series. A ``refit`` cell is the standard cell's final run: the same network, seed and
+    recipe, trained on all 390 training series (its validation series included) for the recipe's
+    whole schedule, keeping the last epoch. Nothing about it is chosen on the test series: the recipe
+    and its length were chosen on validation (``benchmarks/adiac_recipes.py``), and the validation
+    series it trained on only monitor the run (its ``val_metric`` is not a held-out score). It needs a
+    recipe of fixed length (cosine decay, no early stopping).
+
     ``unit_options``: see ``build_cell_model``; a grid folder should hold cells of one setting only.
     """
     out = Path(out)
     cell_path = out / "cells" / f"{cell.name}.json"
     if cell_path.exists():
         return json.loads(cell_path.read_text())
+    profile = cell.profile(recipe)
+    settings = profile.timeseries
+    refit = cell.protocol == "refit"
+    if refit and (settings.lr_schedule != "cosine" or settings.early_stopping_patience is not None):
+        raise ValueError(f"{cell.name}: a refit trains the recipe's whole schedule and keeps its last epoch, so it "
+                         f"needs a fixed-length recipe (cosine decay, no early stopping); recipe {profile.name!r} "
+                         f"has lr_schedule={settings.lr_schedule!r}, "
+                         f"early_stopping_patience={settings.early_stopping_patience}")
     data = load_cell_data(cell, limit)
     model = build_cell_model(cell, data, out, recipe, unit_options)
     cost = flops.profile(model, (1, *data.sample_shape))
-    profile = cell.profile(recipe)
-    settings = profile.timeseries
     kwargs = profile.fit_kwargs("timeseries")
     if epochs is not None:
         kwargs["epochs"] = epochs
     device = pick_device(device)
-    history = fit(model, with_augmentation(data.train, settings.augment), data.val, data.test, seed=cell.seed,
-                  device=device, out_dir=out / "runs" / cell.name, resume=True, quiet=quiet, **kwargs)
+    train = ConcatDataset([data.train, data.val]) if refit else data.train
+    history = fit(model, with_augmentation(train, settings.augment), data.val, data.test, seed=cell.seed,
+                  device=device, out_dir=out / "runs" / cell.name, resume=True, quiet=quiet,
+                  keep="last" if refit else "best", **kwargs)
     row = {"task": "timeseries", "model": cell.model, "variant": cell.variant, "data": "real",
            "profile": profile.name, "seed": cell.seed, "fold": "" if cell.fold is None else cell.fold,
            "metric_name": history.metric, "metric": round(float(history.test[history.metric]), 6),
@@ -201,7 +224,7 @@ def train_cell(cell: Cell, out: str | os.PathLike, *, device=None, epochs: int |
            "train_seconds": round(sum(r["seconds"] for r in history.records), 2), "epochs": len(history.records),
            "device": describe(device), "protocol": cell.protocol, "best_epoch": history.best_epoch,
            "val_metric": history.best_metric,
-           "curve": [r["val_metric"] for r in history.records]}
+           "curve": [r["val_metric"] for r in history.records], "train_series": len(train)}
     if unit_options:
         row["unit_options"] = dict(unit_options)
     cell_path.parent.mkdir(parents=True, exist_ok=True)
