@@ -187,8 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "finished cells")
     p.set_defaults(func=_study)
 
-    p = sub.add_parser("adiac", help="the Adiac study: standard split (every variant, 5 seeds; selected, then refit on all 390 "
-                            "training series) and the seed's 10 folds",
+    p = sub.add_parser("adiac", help="the Adiac study: standard split (every variant, 5 seeds; selected, then "
+                                     "refit on all 390 training series) and the seed's 10 folds",
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--protocols", nargs="+", choices=adiac.PROTOCOLS, default=list(adiac.PROTOCOLS),
                    help="standard: best epoch on validation; refit: the same runs trained on all 390 training "

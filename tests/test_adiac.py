@@ -80,6 +80,7 @@ def test_report_plot_and_provenance(grid_dir):
     assert "vs tsresnet base" in report and "vs Net1 CNN+; " in report and "vs Net1 CNN |" in report
     assert (grid_dir / "adiac.png").stat().st_size > 5000
     assert "refit on all 390 training series, 2 seeds" in report and "Refit minus the standard split's" in report
+    assert "Not refit yet: global, local, hard, odconv, odconv4x, orient" in report
     meta = json.loads((grid_dir / "meta.json").read_text())
     assert meta["invocations"][-1]["cells_trained"] == 4 + 4 + 2 * 9 and "tsresnet" in next(iter(meta["recipes"]))
     published = adiac.publish(grid_dir, grid_dir / "published")

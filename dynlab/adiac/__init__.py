@@ -28,7 +28,7 @@ trains cells in parallel processes (a many-core machine, or one GPU shared by se
 from .cells import (DEFAULT_RECIPE, FOLD_VARIANTS, FOLDS, LABELS, PROTOCOLS, RECIPES, SEED_MODELS, SEEDS, Cell,
                     build_cell_model, cell_from_row, grid, load_cell_data, recipe_profile, short_label, train_cell)
 from .report import (CELLS_FOLDER, PUBLISHED_STANDARD, RESULT_FILES, SEED_TABLE_4B, adopt_published,
-                     committed_results, protocol_table, publish,
+                     committed_results, protocol_table, publish, refit_gain_lines,
                      read_results, read_rows, report_markdown, summarise, write_report, write_results)
 from .run import environment, recipes, run_grid
 
@@ -39,6 +39,6 @@ __all__ = [
     "RESULT_FILES", "SEEDS", "SEED_MODELS", "SEED_TABLE_4B", "Cell", "adopt_published", "build_cell_model",
     "cell_from_row",
     "committed_results", "environment", "grid", "load_cell_data", "protocol_table", "publish", "read_results",
-    "read_rows", "recipe_profile", "recipes", "report_markdown", "run_grid", "short_label", "summarise",
-    "train_cell", "write_report", "write_results",
+    "read_rows", "recipe_profile", "recipes", "refit_gain_lines", "report_markdown", "run_grid", "short_label",
+    "summarise", "train_cell", "write_report", "write_results",
 ]

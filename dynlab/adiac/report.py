@@ -136,6 +136,10 @@ def protocol_table(rows: Sequence[dict], protocol: str) -> list[str]:
         lines.append(text)
     lines.append("")
     if protocol == "refit":
+        missing = [v for v in layers.names() if v not in {line["variant"] for line in lines_of}]
+        if missing:
+            lines += [f"Not refit yet: {', '.join(missing)} (`dynlab adiac --protocols refit --start-from results` "
+                      "trains what is missing).", ""]
         lines += ["Each run is its standard cell's final run: the same network, seed and recipe trained on all 390 "
                   "training series (the 78 validation series included) for the whole schedule, last epoch kept; "
                   "the recipe and its length were chosen on validation beforehand, and the test series are scored "
@@ -221,13 +225,13 @@ def plot(out: str | os.PathLike):
         if protocol == "10fold":
             for name, (mean, _) in SEED_TABLE_4B.items():
                 ax.axhline(mean, ls=":", color="tab:red", lw=1)
-                ax.annotate(f"seed's {name} (claim)", (len(lines) - 0.5, mean), fontsize=7, color="tab:red",
-                            ha="right", va="bottom")
+                ax.annotate(f"seed's {name} (claim)", (0.99, mean), xycoords=("axes fraction", "data"), fontsize=7,
+                            color="tab:red", ha="right", va="bottom")
         else:
             for name, value in PUBLISHED_STANDARD:
                 ax.axhline(value, ls=":", color="tab:red", lw=1)
-                ax.annotate(name.split(":")[0].split(",")[0] + " (published)", (len(lines) - 0.5, value),
-                            fontsize=7, color="tab:red", ha="right", va="bottom")
+                ax.annotate(name.split(":")[0].split(",")[0] + " (published)", (0.99, value),
+                            xycoords=("axes fraction", "data"), fontsize=7, color="tab:red", ha="right", va="bottom")
         ax.set_xticks(range(len(lines)))
         ax.set_xticklabels([f"{line['model']}\n{line['variant']}" if line["model"] != "tsresnet" else line["variant"]
                             for line in lines], rotation=60, fontsize=8)
