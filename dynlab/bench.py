@@ -4,9 +4,10 @@ What it measures (DESIGN §7, issue 4):
 
 - **MAC ratio**: ``dynlab.flops.profile(model, (batch, 3, size, size)).macs`` over ``base``'s.
 - **Training step**: forward, cross-entropy (+ the variant's auxiliary loss), backward and one Adam
-  step. **Inference**: one forward in eval mode without gradients. Every variant's model is built once;
-  each repeat times every variant once, in a rotated order (so no variant always runs first or after
-  the same neighbour), after warm-up steps; the reported time is the median over repeats and the ratio
+  step (fused, from ``dynlab.train.make_optimizer``, as ``fit`` trains). **Inference**: one forward in
+  eval mode without gradients. Every variant's model is built once; each repeat times every variant
+  once, in a rotated order (so no variant always runs first or after the same neighbour), after
+  warm-up steps; the reported time is the median over repeats and the ratio
   is to ``base``'s median from the same run.
 - **Per-MAC ratio** = time ratio / MAC ratio; the goal is at most 1.2 (``PER_MAC_GOAL``).
 - **Peak memory of a training step**. On CPU, torch's allocations are invisible to ``tracemalloc``,
@@ -42,6 +43,8 @@ import time
 
 import torch
 import torch.nn.functional as F
+
+from .train import make_optimizer
 
 PER_MAC_GOAL = 1.2
 MEMORY_GOAL = 2.0
@@ -92,7 +95,7 @@ class _Runner:
         self.device = device
         self.amp = amp
         self.model = _build(variant, stem, width, device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+        self.optimizer = make_optimizer("adam", self.model.parameters(), lr=1e-3)  # as ``fit`` trains
         self.forward = torch.compile(self.model) if compile_model else self.model
 
     def _autocast(self):

@@ -475,11 +475,20 @@ def recalibrate_batchnorm(model: nn.Module, loader: Iterable, device: torch.devi
     return len(norms)
 
 
-def _make_optimizer(name: str, parameters, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+def make_optimizer(name: str, parameters, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    """The optimizer ``fit`` trains with (``name``: one of ``OPTIMIZERS``).
+
+    Adam and AdamW use PyTorch's fused kernels where every parameter is a float tensor on the CPU or a
+    CUDA GPU: one pass over the parameters and their two moment buffers instead of several. The
+    optimizer step costs in proportion to the parameters, not the MACs, and the variants with K kernels
+    (``dyconv``, ``odconv4x``, ``local``) hold about 4 times ``base``'s parameters.
+    """
+    parameters = list(parameters)
+    fused = bool(parameters) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in parameters)
     if name == "adam":
-        return torch.optim.Adam(parameters, lr=lr, weight_decay=weight_decay)
+        return torch.optim.Adam(parameters, lr=lr, weight_decay=weight_decay, fused=fused or None)
     if name == "adamw":
-        return torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
+        return torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay, fused=fused or None)
     if name == "sgd":
         return torch.optim.SGD(parameters, lr=lr, momentum=0.9, weight_decay=weight_decay)
     raise ValueError(f"unknown optimizer {name!r}; valid optimizers: {', '.join(OPTIMIZERS)}")
@@ -642,7 +651,7 @@ def _fit(model, train_set, val_set, test_set, *, dist: _Dist, device: torch.devi
     if dist.active:
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
-    optimizer = _make_optimizer(optimizer_name, model.parameters(), lr, weight_decay)
+    optimizer = make_optimizer(optimizer_name, model.parameters(), lr, weight_decay)
     scaler = grad_scaler(device)
     loss_fn = nn.CrossEntropyLoss(ignore_index=ignore_index, label_smoothing=label_smoothing)
 

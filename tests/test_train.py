@@ -20,6 +20,7 @@ from dynlab.train import (  # noqa: E402
     evaluate,
     fit,
     load_checkpoint,
+    make_optimizer,
     recalibrate_batchnorm,
     smoke_datasets,
 )
@@ -328,6 +329,25 @@ def test_bad_arguments_name_the_valid_values(data):
         fit(model, train, val, lr_schedule="step", epochs=1)
     with pytest.raises(ValueError, match="label_smoothing"):
         fit(model, train, val, label_smoothing=1.0, epochs=1)
+
+
+def test_adam_is_fused_on_the_cpu_and_steps_like_the_plain_one(data):
+    train, _, _ = data
+    x, y = train.tensors[0][:16], train.tensors[1][:16]
+    models = [made(PlainNet, "dyconv") for _ in range(2)]
+    fused = make_optimizer("adamw", models[0].parameters(), lr=1e-2, weight_decay=0.1)
+    plain = torch.optim.AdamW(models[1].parameters(), lr=1e-2, weight_decay=0.1, foreach=False)
+    assert fused.defaults["fused"] and not plain.defaults["fused"]
+    for _ in range(3):
+        for model, optimizer in zip(models, (fused, plain)):
+            optimizer.zero_grad()
+            nn.functional.cross_entropy(model(x), y).backward()
+            optimizer.step()
+    for a, b in zip(models[0].parameters(), models[1].parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert not make_optimizer("sgd", models[0].parameters(), lr=0.1).defaults.get("fused")
+    with pytest.raises(ValueError, match="valid optimizers: adam, adamw, sgd"):
+        make_optimizer("lion", models[0].parameters(), lr=0.1)
 
 
 def test_cosine_schedule_decays_per_step_to_zero_and_resumes_exactly(tmp_path, data):
