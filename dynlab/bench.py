@@ -7,8 +7,8 @@ What it measures (DESIGN §7, issue 4):
   step (fused, from ``dynlab.train.make_optimizer``, as ``fit`` trains). **Inference**: one forward in
   eval mode without gradients. Every variant's model is built once; each repeat times every variant
   once, in a rotated order (so no variant always runs first or after the same neighbour), after
-  warm-up steps; the reported time is the median over repeats and the ratio
-  is to ``base``'s median from the same run.
+  warm-up steps; the reported time is the median over repeats and the ratio is to ``base``'s median
+  from the same run.
 - **Per-MAC ratio** = time ratio / MAC ratio; the goal is at most 1.2 (``PER_MAC_GOAL``).
 - **Peak memory of a training step**. On CPU, torch's allocations are invisible to ``tracemalloc``,
   so each variant runs in a fresh subprocess with glibc's mmap threshold fixed at 64 KiB (every tensor

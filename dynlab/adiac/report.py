@@ -50,15 +50,19 @@ def write_results(out: str | os.PathLike) -> dict[str, Path]:
 
 
 
+def _metric_by_run(rows: Sequence[dict]) -> dict[tuple[str, str], dict[tuple[int, str], float]]:
+    """{(model, variant): {(seed, fold): metric}}: the runs that pair up across models and protocols."""
+    groups: dict[tuple[str, str], dict] = {}
+    for r in rows:
+        runs = groups.setdefault((r.get("model", "tsresnet"), r["variant"]), {})
+        runs[int(r["seed"]), str(r["fold"])] = float(r["metric"])
+    return groups
+
+
 def summarise(rows: Sequence[dict]) -> list[dict]:
     """One line per (model, variant): mean and population std, and the paired difference to its
     baseline over matched seeds/folds (``base`` of the same model; the seed's D-CNN also against CNN)."""
-    def key(r):
-        return int(r["seed"]), str(r["fold"])
-
-    groups: dict[tuple[str, str], dict] = {}
-    for r in rows:
-        groups.setdefault((r.get("model", "tsresnet"), r["variant"]), {})[key(r)] = float(r["metric"])
+    groups = _metric_by_run(rows)
     order = {name: i for i, name in enumerate(layers.names())}
     models_order = ["tsresnet", *SEED_MODELS]
     lines = []
@@ -136,7 +140,8 @@ def protocol_table(rows: Sequence[dict], protocol: str) -> list[str]:
         lines.append(text)
     lines.append("")
     if protocol == "refit":
-        missing = [v for v in layers.names() if v not in {line["variant"] for line in lines_of}]
+        present = {line["variant"] for line in lines_of}
+        missing = [v for v in layers.names() if v not in present]
         if missing:
             lines += [f"Not refit yet: {', '.join(missing)} (`dynlab adiac --protocols refit --start-from results` "
                       "trains what is missing).", ""]
@@ -155,18 +160,13 @@ def protocol_table(rows: Sequence[dict], protocol: str) -> list[str]:
 
 def refit_gain_lines(standard: Sequence[dict], refit: Sequence[dict]) -> list[str]:
     """What training the final run on all 390 series gave, per variant: refit minus standard, paired by seed."""
-    def accuracies(rows):
-        found = {}
-        for r in rows:
-            found.setdefault(r["variant"], {})[int(r["seed"])] = float(r["metric"])
-        return found
-
-    before, after = accuracies(standard), accuracies(refit)
+    before, after = _metric_by_run(standard), _metric_by_run(refit)
     parts = []
-    for variant in [v for v in layers.names() if v in after]:
-        shared = sorted(set(after[variant]) & set(before.get(variant, {})))
+    for variant in layers.names():
+        refits, selected = after.get(("tsresnet", variant), {}), before.get(("tsresnet", variant), {})
+        shared = sorted(set(refits) & set(selected))
         if len(shared) >= 2:
-            d = paired_difference([after[variant][s] for s in shared], [before[variant][s] for s in shared])
+            d = paired_difference([refits[k] for k in shared], [selected[k] for k in shared])
             parts.append(f"{variant} {d.mean:+.3f} [{d.low:+.3f}, {d.high:+.3f}] ({len(shared)} seeds)")
     if not parts:
         return []
