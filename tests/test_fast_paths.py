@@ -50,10 +50,14 @@ def _random_case(seed: int):
 CASES = [_random_case(seed) for seed in range(24)]
 
 
+@pytest.mark.parametrize("as_compiled", [False, True], ids=["eager", "as-compiled"])
 @pytest.mark.parametrize("with_spatial", [False, True])
 @pytest.mark.parametrize("batch_inner", [False, True])
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"d{c[0]}-k{c[4]}-s{c[5]}-p{c[6]}-dil{c[7]}")
-def test_im2col_and_its_adjoint_equal_unfold_and_fold(case, batch_inner, with_spatial):
+def test_im2col_and_its_adjoint_equal_unfold_and_fold(case, batch_inner, with_spatial, as_compiled, monkeypatch):
+    """``as_compiled``: the plain-ops version ``torch.compile`` traces instead of the hand-written one."""
+    if as_compiled:
+        monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
     dim, c_in, c_out, groups, kernel, stride, padding, dilation, size = case
     unit = ConvUnit(c_in, c_out, kernel, stride=stride, padding=padding, dilation=dilation, groups=groups, dim=dim)
     g = torch.Generator().manual_seed(1)

@@ -7,6 +7,7 @@ gates depend on each *input*.
 
 At inference a closed channel is not computed at all: only the channels open for some sample of the
 batch are convolved (for batch 1, exactly the open ones), and the others are the zeros they are in training.
+Under ``torch.compile`` inference computes every channel and multiplies by the gates, as training does.
 """
 from __future__ import annotations
 
@@ -53,6 +54,11 @@ class GatedConv(ConvUnit):
             self.aux_term = self.budget_weight * (gates.mean() - self.budget) ** 2
             return self.conv(x, self.weight, self.bias) * spread(gates, self.dim)
         self.aux_term = None
+        if torch.compiler.is_compiling():
+            # which channels to skip is known only at run time: under torch.compile the skip would break
+            # the graph in every unit (and recompile it for every shape), so compiled inference multiplies
+            # by the gates instead, the training forward's arithmetic with the same outputs
+            return self.conv(x, self.weight, self.bias) * spread(hard, self.dim)
         return self._executed_forward(x, hard)
 
     def _executed_forward(self, x: torch.Tensor, hard: torch.Tensor) -> torch.Tensor:

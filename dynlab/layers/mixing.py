@@ -85,7 +85,7 @@ def choose_path(unit: ConvUnit, x: torch.Tensor, kernels: int, has_spatial: bool
     if kernels == 1 and not has_spatial:
         return "dense"
     costs = path_costs(unit, x, kernels, has_spatial)
-    return min(costs, key=costs.get)
+    return min(costs, key=lambda name: costs[name])  # not key=costs.get, which torch.compile cannot trace
 
 
 def mix_kernels_per_sample(
@@ -250,12 +250,26 @@ def unfold(unit: ConvUnit, x: torch.Tensor, spatial: torch.Tensor | None = None,
 
     With ``spatial`` (B, prod(k)) every column entry of kernel position j is multiplied by spatial[b, j].
     """
+    im2col = _plain_im2col if torch.compiler.is_compiling() else _Im2col.apply
     if unit.dim == 2:
-        return _Im2col.apply(x, spatial, unit.kernel_size, unit.dilation, unit.padding, unit.stride, batch_inner)
-    return _Im2col.apply(
+        return im2col(x, spatial, unit.kernel_size, unit.dilation, unit.padding, unit.stride, batch_inner)
+    return im2col(
         x.unsqueeze(2), spatial, (1, *unit.kernel_size), (1, *unit.dilation), (0, *unit.padding),
         (1, *unit.stride), batch_inner,
     )
+
+
+def _plain_im2col(x, spatial, kernel_size, dilation, padding, stride, batch_inner):
+    """``_Im2col`` in plain differentiable ops, for ``torch.compile``: it fuses the copy, the product and
+    their backward by itself, and does not trace the hand-written backward's strided in-place views."""
+    cols = F.unfold(x, kernel_size, dilation, padding, stride)  # (B, C k^2, L)
+    batch, _, positions = cols.shape
+    taps = kernel_size[0] * kernel_size[1]
+    if spatial is not None:
+        cols = (cols.reshape(batch, -1, taps, positions) * spatial.reshape(batch, 1, taps, 1)).reshape(cols.shape)
+    if batch_inner:
+        return cols.transpose(0, 1)
+    return cols
 
 
 def _columns(unit, x, spatial):

@@ -55,9 +55,12 @@ def rebuilt_operands(build: Callable[..., Operands], op: Callable[..., torch.Ten
     """``op(*build(*inputs))``, keeping ``inputs`` for backward instead of the operands ``build`` makes.
 
     ``op_backward(grad, *operands)`` returns the gradient of each operand (None where not needed).
-    Without gradients to compute, it is the plain composition.
+    Without gradients to compute, it is the plain composition; so it is under ``torch.compile``,
+    which cannot trace the nested ``autograd.grad`` of the rebuild and chooses by itself which
+    intermediates to keep for backward and which to recompute.
     """
-    if not torch.is_grad_enabled() or not any(t is not None and t.requires_grad for t in inputs):
+    if (not torch.is_grad_enabled() or torch.compiler.is_compiling()
+            or not any(t is not None and t.requires_grad for t in inputs)):
         return op(*build(*inputs))
     return _RebuiltOperands.apply(build, op, op_backward, *inputs)
 
