@@ -30,25 +30,34 @@ SHAPES = {
 KINDS = {"dyconv": (4, False), "odconv": (1, True), "odconv4x": (4, True)}
 
 
-def _time(fn, repeats):
+def _time(fn, repeats, device="cpu"):
     times = []
     for _ in range(repeats):
+        if device == "cuda":
+            torch.cuda.synchronize()
         start = time.perf_counter()
         fn()
+        if device == "cuda":
+            torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
 
-def run(batch, repeats, settings, kinds):
+def run(batch, repeats, settings, kinds, device="cpu"):
     g = torch.Generator().manual_seed(0)
+
+    def rand(*shape, normal=True):
+        return (torch.randn if normal else torch.rand)(*shape, generator=g).to(device)
+
     for setting in settings:
-        print(f"\n### {setting}, batch {batch}: time / static conv (train = forward + backward; infer = forward)\n")
+        print(f"\n### {setting}, batch {batch}, {device}: time / static conv (train = forward + backward; "
+              "infer = forward)\n")
         print("| kind | C_in->C_out s size | path | train | infer | auto |")
         print("| --- | --- | --- | ---: | ---: | --- |")
         for c_in, c_out, stride, size in SHAPES[setting]:
             unit = ConvUnit(c_in, c_out, 3, stride=stride, padding=1)
-            x = torch.randn(batch, c_in, size, size, generator=g, requires_grad=True)
-            static = torch.randn(c_out, c_in, 3, 3, generator=g, requires_grad=True)
+            x = rand(batch, c_in, size, size).requires_grad_()
+            static = rand(c_out, c_in, 3, 3).requires_grad_()
 
             def conv_train():
                 F.conv2d(x, static, None, stride, 1).sum().backward()
@@ -59,9 +68,9 @@ def run(batch, repeats, settings, kinds):
 
             for kind in kinds:
                 count, has_spatial = KINDS[kind]
-                kernels = torch.randn(count, c_out, c_in, 3, 3, generator=g, requires_grad=True)
-                attention = torch.rand(batch, count, generator=g).requires_grad_() if count > 1 else None
-                spatial = torch.rand(batch, 9, generator=g).requires_grad_() if has_spatial else None
+                kernels = rand(count, c_out, c_in, 3, 3).requires_grad_()
+                attention = rand(batch, count, normal=False).requires_grad_() if count > 1 else None
+                spatial = rand(batch, 9, normal=False).requires_grad_() if has_spatial else None
                 paths = ["grouped", "unfold", "unfold_dense"] + ([] if has_spatial or count == 1 else ["dense"])
                 if count == 1:
                     paths.remove("unfold_dense")
@@ -80,8 +89,8 @@ def run(batch, repeats, settings, kinds):
                     infer()
                 for _ in range(repeats):
                     for name, (train, infer) in fns.items():
-                        results[name][0].append(_time(train, 1))
-                        results[name][1].append(_time(infer, 1))
+                        results[name][0].append(_time(train, 1, device))
+                        results[name][1].append(_time(infer, 1, device))
                 base_t, base_i = (statistics.median(v) for v in results["static"])
                 auto = mixing.choose_path(unit, x, count, has_spatial)
                 for path in paths:
@@ -96,8 +105,9 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--settings", nargs="+", choices=list(SHAPES), default=list(SHAPES))
     parser.add_argument("--kinds", nargs="+", choices=list(KINDS), default=list(KINDS))
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="float32 on either")
     args = parser.parse_args(argv)
-    run(args.batch, args.repeats, args.settings, args.kinds)
+    run(args.batch, args.repeats, args.settings, args.kinds, args.device)
 
 
 if __name__ == "__main__":

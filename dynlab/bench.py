@@ -44,6 +44,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+from .layers.mixing import PATHS
 from .train import make_optimizer
 
 PER_MAC_GOAL = 1.2
@@ -52,6 +53,7 @@ MEMORY_GOAL = 2.0
 #: (the whole process is measured); the gradient only on CUDA (growth over a step, see the module doc)
 PARAMETER_STATE_BYTES = {"cpu": 16, "cuda": 4}
 NUM_CLASSES = 200
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune-no-cudagraphs")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -68,6 +70,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--warmup", type=int, default=1, help="untimed warm-up steps per variant (default 1)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--compile", action="store_true", help="torch.compile the models (CUDA)")
+    parser.add_argument("--compile-mode", choices=COMPILE_MODES, default="default",
+                        help="torch.compile mode (reduce-overhead replays CUDA graphs; default: default)")
+    parser.add_argument("--path", choices=PATHS, default="auto",
+                        help="per-sample-kernel path of every dyconv/odconv unit (default: auto, the cost model's)")
     parser.add_argument("--no-amp", action="store_true", help="on CUDA, run in fp32 instead of bf16 autocast")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
     parser.add_argument("--no-hard-batch1", action="store_true", help="skip the hard batch-1 inference check")
@@ -90,13 +96,22 @@ def _build(variant: str, stem: str, width: int, device: str, seed: int = 0):
 class _Runner:
     """One variant's model, optimiser and (optionally compiled) forward, with a timed step and inference."""
 
-    def __init__(self, variant, stem, width, device, amp, compile_model):
+    def __init__(self, variant, stem, width, device, amp, compile_model, compile_mode="default", path="auto"):
         self.variant = variant
         self.device = device
         self.amp = amp
         self.model = _build(variant, stem, width, device)
+        for module in self.model.modules():
+            if hasattr(module, "path"):
+                module.path = path
         self.optimizer = make_optimizer("adam", self.model.parameters(), lr=1e-3)  # as ``fit`` trains
-        self.forward = torch.compile(self.model) if compile_model else self.model
+        self.forward = torch.compile(self.model, mode=compile_mode) if compile_model else self.model
+        # CUDA graphs are replayed per step; a new step must say so, or outputs of the last are overwritten
+        self.graph_steps = compile_model and compile_mode == "reduce-overhead"
+
+    def _begin_step(self):
+        if self.graph_steps:
+            torch.compiler.cudagraph_mark_step_begin()
 
     def _autocast(self):
         return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp and self.device == "cuda")
@@ -112,6 +127,7 @@ class _Runner:
         self._sync()
         start = time.perf_counter()
         self.optimizer.zero_grad(set_to_none=True)
+        self._begin_step()
         with self._autocast():
             loss = F.cross_entropy(self.forward(x), y) + auxiliary_loss(self.model)
         loss.backward()
@@ -123,6 +139,7 @@ class _Runner:
         self.model.eval()
         self._sync()
         start = time.perf_counter()
+        self._begin_step()
         with torch.no_grad(), self._autocast():
             self.forward(x)
         self._sync()
@@ -149,20 +166,20 @@ def _status_kib(field: str) -> int:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
-def _memory_probe(variant, stem, size, batch, width, threads):
+def _memory_probe(variant, stem, size, batch, width, threads, path="auto"):
     """Child process: peak resident growth (MiB) of one steady-state training step; see the module doc."""
     import ctypes
 
     if threads:
         torch.set_num_threads(threads)
-    warm = _Runner(variant, stem, 8, "cpu", amp=False, compile_model=False)
+    warm = _Runner(variant, stem, 8, "cpu", amp=False, compile_model=False, path=path)
     warm.train_step(*_inputs(2, size, "cpu"))  # page in the code of the same kernels, so it is not counted
     del warm
     x, y = _inputs(batch, size, "cpu")
     libc = ctypes.CDLL("libc.so.6")
     libc.malloc_trim(0)
     before = _status_kib("VmRSS")
-    runner = _Runner(variant, stem, width, "cpu", amp=False, compile_model=False)
+    runner = _Runner(variant, stem, width, "cpu", amp=False, compile_model=False, path=path)
     runner.train_step(x, y)
     libc.malloc_trim(0)
     with open("/proc/self/clear_refs", "w") as f:
@@ -172,10 +189,10 @@ def _memory_probe(variant, stem, size, batch, width, threads):
     print(json.dumps({"peak_mib": (peak - before) / 1024}))
 
 
-def _peak_memory_cpu(variant, stem, size, batch, width, threads) -> float:
+def _peak_memory_cpu(variant, stem, size, batch, width, threads, path="auto") -> float:
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
     code = (f"from dynlab.bench import _memory_probe; "
-            f"_memory_probe({variant!r}, {stem!r}, {size}, {batch}, {width}, {threads!r})")
+            f"_memory_probe({variant!r}, {stem!r}, {size}, {batch}, {width}, {threads!r}, {path!r})")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])["peak_mib"]
 
@@ -249,7 +266,8 @@ def machine_info(device: str) -> dict:
 
 
 def run_benchmark(variants=None, stem="imagenet", size=64, batch=32, width=64, repeats=3, warmup=1, device="cpu",
-                  compile=False, amp=True, memory=True, hard_batch1_check=True, threads=None, log=None) -> dict:
+                  compile=False, amp=True, memory=True, hard_batch1_check=True, threads=None, log=None,
+                  compile_mode="default", path="auto") -> dict:
     """Time every variant against ``base`` in one interleaved run; returns a dict for ``format_report``."""
     from . import layers
     from .flops import profile
@@ -261,14 +279,16 @@ def run_benchmark(variants=None, stem="imagenet", size=64, batch=32, width=64, r
     log = log or (lambda message: None)
     names = ["base"] + [v for v in (variants or layers.names()) if v != "base"]
     load_start = os.getloadavg()
-    runners = {v: _Runner(v, stem, width, device, amp, compile) for v in names}
+    runners = {v: _Runner(v, stem, width, device, amp, compile, compile_mode, path) for v in names}
     macs = {v: profile(_build(v, stem, width, "cpu"), (batch, 3, size, size)).macs for v in names}
     parameters = {v: sum(p.numel() for p in runners[v].model.parameters() if p.requires_grad) for v in names}
     x, y = _inputs(batch, size, device)
     for v, runner in runners.items():
+        start = time.perf_counter()
         for _ in range(warmup):
             runner.train_step(x, y)
             runner.inference(x)
+        log(f"{v}: {warmup} warm-up steps in {time.perf_counter() - start:.1f} s")
     train = {v: [] for v in names}
     infer = {v: [] for v in names}
     for r in range(repeats):
@@ -280,7 +300,7 @@ def run_benchmark(variants=None, stem="imagenet", size=64, batch=32, width=64, r
     peak = {}
     if memory:
         for v in names:
-            peak[v] = (_peak_memory_cpu(v, stem, size, batch, width, threads or torch.get_num_threads())
+            peak[v] = (_peak_memory_cpu(v, stem, size, batch, width, threads or torch.get_num_threads(), path)
                        if device == "cpu" else _peak_memory_cuda(runners[v], x, y))
         log("memory done")
     rows = []
@@ -305,6 +325,7 @@ def run_benchmark(variants=None, stem="imagenet", size=64, batch=32, width=64, r
         rows.append(row)
     result = {"settings": {"stem": stem, "size": size, "batch": batch, "width": width, "repeats": repeats,
                            "warmup": warmup, "device": device, "compile": compile,
+                           "compile_mode": compile_mode if compile else None, "path": path,
                            "amp": bool(amp and device == "cuda"), "channels_last": device == "cuda"},
               "machine": machine_info(device), "rows": rows}
     if hard_batch1_check and "hard" in names:
@@ -320,7 +341,8 @@ def format_report(result: dict) -> str:
     lines = [
         f"### ResNet-18, {s['stem']} stem, {s['size']}x{s['size']}, batch {s['batch']}, width {s['width']}, "
         f"{s['device']}" + (", bf16 autocast, channels-last" if s["amp"] else "")
-        + (", torch.compile" if s["compile"] else ""),
+        + (f", torch.compile (mode {s.get('compile_mode') or 'default'})" if s["compile"] else "")
+        + (f", every unit on the {s['path']} path" if s.get("path", "auto") != "auto" else ""),
         "",
         f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} with {m['threads']} threads"
         + (f", {m['gpu']}" if "gpu" in m else "") + f"; median of {s['repeats']} interleaved repeats after "
@@ -364,6 +386,7 @@ def main(argv=None) -> int:
         variants=args.variants, stem=args.stem, size=args.size, batch=args.batch, width=args.width,
         repeats=args.repeats, warmup=args.warmup, device=args.device, compile=args.compile, amp=not args.no_amp,
         memory=not args.no_memory, hard_batch1_check=not args.no_hard_batch1, threads=args.threads,
+        compile_mode=args.compile_mode, path=args.path,
         log=lambda message: print(message, file=sys.stderr, flush=True),
     )
     print(format_report(result))
