@@ -126,6 +126,18 @@ def test_choose_path_prefers_dense_convolutions_on_tiny_maps_and_aggregation_on_
     assert mixing.choose_path(shallow, torch.empty(2, 64, 8, 8), 1, False) == "dense"
 
 
+def test_choose_path_takes_the_dense_convolution_on_cuda_wherever_it_applies():
+    """Measured on an H200: launch-bound there, dense won at every ResNet-18 shape (cuda_h200.md)."""
+    from types import SimpleNamespace
+
+    unit = ConvUnit(64, 64, 3, padding=1)
+    for size in (2, 16, 64):
+        on_cuda = SimpleNamespace(shape=(32, 64, size, size), device=torch.device("cuda"))
+        assert mixing.choose_path(unit, on_cuda, 4, False) == "dense"
+        assert mixing.choose_path(unit, on_cuda, 4, True) != "dense"  # no dense path with spatial attention
+    assert mixing.choose_path(unit, torch.empty(32, 64, 64, 64), 4, False) != "dense"  # the CPU's cost model
+
+
 def _plain_local(unit, x):
     """DESIGN §3's formula with the reordered K responses and einsum: the path ``local`` had before."""
     attention = unit.pixel_attention(x)

@@ -80,9 +80,12 @@ def choose_path(unit: ConvUnit, x: torch.Tensor, kernels: int, has_spatial: bool
 
     On ResNet-18 at batch 32 this picks ``grouped`` on the first stage's large maps, ``unfold``
     (dyconv, odconv4x) or ``unfold_dense`` (odconv) on mid-sized ones and ``unfold_dense`` on the
-    tiny maps of the last stages.
+    tiny maps of the last stages. The weights were calibrated on a CPU. On CUDA, where these layers
+    are bound by kernel launches rather than MACs, ``dense`` (one cuDNN convolution with K x C_out
+    filters, one batched mix) was the fastest path at every ResNet-18 shape and is taken wherever it
+    applies (``benchmarks/results/cuda_h200.md``: dyconv's training step 48 -> 30 ms on an H200).
     """
-    if kernels == 1 and not has_spatial:
+    if not has_spatial and (kernels == 1 or x.device.type == "cuda"):
         return "dense"
     costs = path_costs(unit, x, kernels, has_spatial)
     return min(costs, key=lambda name: costs[name])  # not key=costs.get, which torch.compile cannot trace
