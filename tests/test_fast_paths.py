@@ -109,6 +109,36 @@ def test_every_path_equals_the_grouped_path(case, batch, has_spatial, count):
                 torch.testing.assert_close(have, w, **TOL, msg=lambda m: f"{path} gradient: {m}")
 
 
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"d{c[0]}-g{c[3]}-k{c[4]}-s{c[5]}-p{c[6]}")
+def test_stacked_conv_as_one_matrix_product_equals_the_convolution(case, monkeypatch):
+    """``stacked_conv``'s im2col product (taken on tiny outputs; here on every output) = the convolution."""
+    monkeypatch.setattr(mixing, "TINY_OUTPUT", 10**9)
+    dim, c_in, c_out, groups, kernel, stride, padding, dilation, size = case
+    unit = ConvUnit(c_in, c_out, kernel, stride=stride, padding=padding, dilation=dilation, groups=groups, dim=dim)
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(3, c_in, *size, generator=g, dtype=torch.float64, requires_grad=True)
+    kernels = torch.randn(4, *unit.weight_shape, generator=g, dtype=torch.float64, requires_grad=True)
+    stacked = stack_for_dense_conv(kernels, groups)
+    expected = unit.conv(x, stacked)
+    got = mixing.stacked_conv(unit, x, stacked)
+    torch.testing.assert_close(got, expected, **TOL)
+    cotangent = torch.randn(expected.shape, generator=g, dtype=torch.float64)
+    for have, want in zip(torch.autograd.grad(got, [x, kernels], cotangent),
+                          torch.autograd.grad(expected, [x, kernels], cotangent)):
+        torch.testing.assert_close(have, want, **TOL)
+
+
+def test_stacked_conv_takes_the_matrix_product_only_on_tiny_cpu_outputs(monkeypatch):
+    calls, original = [], mixing._batch_columns
+    monkeypatch.setattr(mixing, "_batch_columns", lambda *args: calls.append(args) or original(*args))
+    unit = ConvUnit(8, 8, 3, padding=1)
+    stacked = torch.randn(32, 8, 3, 3)
+    mixing.stacked_conv(unit, torch.randn(2, 8, 4, 4), stacked)  # 16 output positions: the convolution
+    assert not calls
+    out = mixing.stacked_conv(unit, torch.randn(2, 8, 2, 2), stacked)  # 4 positions: the product
+    assert len(calls) == 1 and out.shape == (2, 32, 2, 2)
+
+
 def test_aggregation_never_materialises_batch_times_kernels():
     """The per-sample kernels are built by one (B, K) x (K, w) product; peak size B x w, not B x K x w."""
     kernels = torch.randn(4, 8, 8, 3, 3)

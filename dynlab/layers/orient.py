@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from ._unit import ConvUnit, single_kernel, stack_for_dense_conv
+from .mixing import stacked_conv
 
 
 def oriented_kernels(weight: torch.Tensor, dim: int) -> torch.Tensor:
@@ -39,7 +40,7 @@ class OrientedConv(ConvUnit):
         """
         self.check_input(x)
         kernels = stack_for_dense_conv(oriented_kernels(self.weight, self.dim), self.groups)
-        responses = self.conv(x, kernels)
+        responses = stacked_conv(self, x, kernels)
         batch, spatial = responses.shape[0], responses.shape[2:]
         responses = responses.reshape(batch, self.groups, self.orientations, -1, *spatial)
         if self.record_attention or torch.is_grad_enabled():
