@@ -289,21 +289,24 @@ def _batch_columns(unit, x, spatial):
     return cols.reshape(unit.groups, -1, x.shape[0] * cols.shape[-1])
 
 
+def _batch_product(unit, x, stacked, spatial):
+    """Stacked kernels (``stack_for_dense_conv``'s order) times the whole batch's columns, one matrix
+    product per group: (g, K C_out/g, B L). Backward rebuilds the columns instead of keeping them."""
+    groups = unit.groups
+
+    def operands(x, stacked, spatial):  # the kernels (g, K C_out/g, D), the columns (g, D, B L)
+        return stacked.reshape(groups, stacked.shape[0] // groups, -1), _batch_columns(unit, x, spatial)
+
+    return rebuilt_operands(operands, torch.bmm, matmul_backward, x, stacked, spatial)
+
+
 def _unfold_dense(unit, x, kernels, attention, spatial):
     """All samples' columns times the K shared kernels as one (per group) matrix product, then mix."""
     batch = x.shape[0]
     count, c_out = kernels.shape[:2]
     groups = unit.groups
-    depth = (unit.in_channels // groups) * unit.kernel_volume
-    positions = 1
-    for n in output_shape(unit, x):
-        positions *= n
-
-    def operands(x, kernels, spatial):  # the shared kernels (g, K C_out/g, D), the columns (g, D, B L)
-        w = kernels.reshape(count, groups, c_out // groups, depth).transpose(0, 1).reshape(groups, -1, depth)
-        return w, _batch_columns(unit, x, spatial)
-
-    out = rebuilt_operands(operands, torch.bmm, matmul_backward, x, kernels, spatial)
+    positions = unit.output_positions(x)
+    out = _batch_product(unit, x, stack_for_dense_conv(kernels, groups), spatial)
     out = out.reshape(groups, count, c_out // groups, batch, positions)
     out = out.permute(3, 0, 1, 2, 4)  # (B, g, K, C_out/g, L)
     if attention is None:
@@ -325,20 +328,12 @@ def stacked_conv(unit: ConvUnit, x: torch.Tensor, stacked: torch.Tensor) -> torc
     scale the gradient of its responses into denormal numbers, which the convolution's kernels flush
     to zero and the matrix product does not (its training step took 4 s instead of 1.3 s).
     """
-    shape = output_shape(unit, x)
-    positions = 1
-    for n in shape:
-        positions *= n
+    positions = unit.output_positions(x)
     if x.device.type != "cpu" or positions > TINY_OUTPUT:
         return unit.conv(x, stacked)
-    groups, filters = unit.groups, stacked.shape[0]
-
-    def operands(x, stacked):  # the stacked kernels (g, K C_out/g, D), the columns (g, D, B L)
-        return stacked.reshape(groups, filters // groups, -1), _batch_columns(unit, x, None)
-
-    out = rebuilt_operands(operands, torch.bmm, matmul_backward, x, stacked)  # (g, K C_out/g, B L)
-    out = out.reshape(filters, x.shape[0], positions).transpose(0, 1)
-    return out.reshape(x.shape[0], filters, *shape)
+    filters = stacked.shape[0]
+    out = _batch_product(unit, x, stacked, None).reshape(filters, x.shape[0], positions).transpose(0, 1)
+    return out.reshape(x.shape[0], filters, *output_shape(unit, x))
 
 
 def _unfold_batched(unit, x, kernels, attention, spatial):
