@@ -93,6 +93,8 @@ def run(batch, repeats, settings, kinds, device="cpu"):
                         results[name][1].append(_time(infer, 1, device))
                 base_t, base_i = (statistics.median(v) for v in results["static"])
                 auto = mixing.choose_path(unit, x, count, has_spatial)
+                if count == 1 and auto == "unfold_dense":  # one kernel: the same algorithm, listed as unfold
+                    auto = "unfold"
                 for path in paths:
                     t, i = (statistics.median(v) for v in results[path])
                     print(f"| {kind} | {c_in}->{c_out} s{stride} {size}x{size} | {path} | {t / base_t:.2f} | "

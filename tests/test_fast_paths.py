@@ -52,9 +52,9 @@ CASES = [_random_case(seed) for seed in range(24)]
 
 @pytest.mark.parametrize("as_compiled", [False, True], ids=["eager", "as-compiled"])
 @pytest.mark.parametrize("with_spatial", [False, True])
-@pytest.mark.parametrize("batch_inner", [False, True])
+@pytest.mark.parametrize("batch_last", [False, True])
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"d{c[0]}-k{c[4]}-s{c[5]}-p{c[6]}-dil{c[7]}")
-def test_im2col_and_its_adjoint_equal_unfold_and_fold(case, batch_inner, with_spatial, as_compiled, monkeypatch):
+def test_im2col_and_its_adjoint_equal_unfold_and_fold(case, batch_last, with_spatial, as_compiled, monkeypatch):
     """``as_compiled``: the plain-ops version ``torch.compile`` traces instead of the hand-written one."""
     if as_compiled:
         monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
@@ -72,9 +72,9 @@ def test_im2col_and_its_adjoint_equal_unfold_and_fold(case, batch_inner, with_sp
         expected = (expected.reshape(3, c_in, unit.kernel_volume, -1) * spatial.reshape(3, 1, -1, 1)).reshape(
             expected.shape)
         inputs.append(spatial)
-    got = mixing.unfold(unit, x, spatial if with_spatial else None, batch_inner=batch_inner)
-    if batch_inner:
-        got = got.permute(1, 0, 2)
+    got = mixing.unfold(unit, x, spatial if with_spatial else None, batch_last=batch_last)
+    if batch_last:
+        got = got.permute(2, 0, 1)
     torch.testing.assert_close(got, expected, rtol=0, atol=0)
     cotangent = torch.randn(expected.shape, generator=g, dtype=torch.float64)
     want = torch.autograd.grad(expected, inputs, cotangent)

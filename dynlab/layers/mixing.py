@@ -191,44 +191,52 @@ class _Im2col(torch.autograd.Function):
     the gradient of the input is k^2 strided in-place multiply-adds, that of the attention k^2
     reductions over a strided view of the padded input (nothing unfolded is kept for it). Each
     direction is a few large memory-bound kernels, where ``F.unfold``/``F.fold`` plus a separate
-    product take several times longer on a CPU and slow down badly on a busy one. ``batch_inner``
-    lays the columns out (C k^2, B, L) instead of (B, C k^2, L), ready for one matrix product
-    over the whole batch.
+    product take several times longer on a CPU and slow down badly on a busy one.
+
+    ``batch_last`` lays the columns out (C k^2, L, B) instead of (B, C k^2, L), ready for one matrix
+    product over the whole batch. The padded input is then kept batch-last too, (C, H, W, B) in
+    memory, so that every copy, product and reduction here runs along the batch (and the row) in
+    long contiguous stretches. In the sample-major layout the innermost stretch is one output row,
+    2 to 8 numbers on ResNet-18's deep layers: there ``odconv``'s units (forward and backward, batch
+    32, 8x8 to 2x2 maps) took 1.6 to 2.1 times as long (``benchmarks/results/cpu_batch_last_im2col.md``).
     """
 
     @staticmethod
-    def forward(ctx, x, spatial, kernel_size, dilation, padding, stride, batch_inner):
+    def forward(ctx, x, spatial, kernel_size, dilation, padding, stride, batch_last):
         (kh, kw), (dh, dw), (ph, pw), (sh, sw) = kernel_size, dilation, padding, stride
-        xp = F.pad(x, (pw, pw, ph, ph))
+        xp = _padded(x, padding, batch_last)  # (B, C, Hp, Wp), in memory (C, Hp, Wp, B) when batch_last
         batch, channels, hp, wp = xp.shape
         ho, wo = (hp - dh * (kh - 1) - 1) // sh + 1, (wp - dw * (kw - 1) - 1) // sw + 1
-        ctx.geometry = (x.shape, (ho, wo), kernel_size, dilation, padding, stride, batch_inner)
+        ctx.geometry = (x.shape, (ho, wo), kernel_size, dilation, padding, stride, batch_last)
+        taps = None if spatial is None else _taps(spatial, (1, kh, kw, 1, 1), batch_last)
         ctx.save_for_backward(xp if spatial is not None and spatial.requires_grad else None, spatial)
         view = _tap_view(xp, ctx.geometry)  # (B, C, kh, kw, ho, wo)
-        if batch_inner:
-            view = view.permute(1, 2, 3, 0, 4, 5)
-        if spatial is not None:  # multiply while copying: one pass, written in the layout asked for
-            taps = spatial.reshape(batch, 1, kh, kw, 1, 1)
-            taps = taps.permute(1, 2, 3, 0, 4, 5) if batch_inner else taps
+        if batch_last:
+            view = view.permute(1, 2, 3, 4, 5, 0)
+            taps = None if taps is None else taps.permute(1, 2, 3, 4, 5, 0)
+        if taps is not None:  # multiply while copying: one pass, written in the layout asked for
             view = torch.mul(view, taps, out=xp.new_empty(view.shape))
-        if batch_inner:
-            return view.reshape(channels * kh * kw, batch, ho * wo)
+        if batch_last:
+            return view.reshape(channels * kh * kw, ho * wo, batch)
         return view.reshape(batch, channels * kh * kw, ho * wo)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad):
-        shape, (ho, wo), (kh, kw), (dh, dw), (ph, pw), (sh, sw), batch_inner = ctx.geometry
+        shape, (ho, wo), (kh, kw), (dh, dw), (ph, pw), (sh, sw), batch_last = ctx.geometry
         xp, spatial = ctx.saved_tensors
         batch, channels, h, w = shape
-        if batch_inner:
-            grad = grad.reshape(channels, kh, kw, batch, ho, wo).permute(3, 0, 1, 2, 4, 5)
+        if batch_last:  # viewed (B, C, kh, kw, ho, wo) as below, the batch innermost in memory
+            grad = grad.reshape(channels, kh, kw, ho, wo, batch).permute(5, 0, 1, 2, 3, 4)
         else:
             grad = grad.reshape(batch, channels, kh, kw, ho, wo)
         grad_x = grad_spatial = None
         if ctx.needs_input_grad[0]:
-            padded = grad.new_zeros(batch, channels, h + 2 * ph, w + 2 * pw)
-            taps = None if spatial is None else spatial.reshape(batch, kh, kw, 1, 1, 1)
+            if batch_last:
+                padded = grad.new_zeros(channels, h + 2 * ph, w + 2 * pw, batch).permute(3, 0, 1, 2)
+            else:
+                padded = grad.new_zeros(batch, channels, h + 2 * ph, w + 2 * pw)
+            taps = None if spatial is None else _taps(spatial, (kh, kw, 1, 1, 1), batch_last)
             for i in range(kh):
                 for j in range(kw):
                     target = padded[:, :, i * dh:i * dh + sh * (ho - 1) + 1:sh, j * dw:j * dw + sw * (wo - 1) + 1:sw]
@@ -237,9 +245,47 @@ class _Im2col(torch.autograd.Function):
                     else:
                         target.addcmul_(grad[:, :, i, j], taps[:, i, j])
             grad_x = padded[:, :, ph:ph + h, pw:pw + w]
+            grad_x = grad_x.contiguous() if batch_last else grad_x
         if xp is not None:
-            grad_spatial = (_tap_view(xp, ctx.geometry) * grad).sum(dim=(1, 4, 5)).reshape(batch, kh * kw)
+            grad_spatial = _spatial_grad(_tap_view(xp, ctx.geometry), grad, batch_last)
         return grad_x, grad_spatial, None, None, None, None, None
+
+
+def _spatial_grad(view, grad, batch_last):
+    """(B, k^2): for each tap, the sum over channels and positions of input view times column gradient.
+
+    ``view``, ``grad``: (B, C, kh, kw, ho, wo), batch-last in memory when ``batch_last``. One tap at
+    a time, in memory order, so that each product is k^2 times smaller than the columns and each sum
+    runs over contiguous numbers (one sum over the whole 6-D product took up to 6 times longer).
+    """
+    batch, _, kh, kw = view.shape[:4]
+    if batch_last:
+        view, grad = view.permute(1, 2, 3, 4, 5, 0), grad.permute(1, 2, 3, 4, 5, 0)
+        per_tap = [(view[:, i, j] * grad[:, i, j]).reshape(-1, batch).sum(0) for i in range(kh) for j in range(kw)]
+    else:
+        per_tap = [(view[:, :, i, j] * grad[:, :, i, j]).reshape(batch, -1).sum(1)
+                   for i in range(kh) for j in range(kw)]
+    return torch.stack(per_tap, dim=1)
+
+
+def _padded(x, padding, batch_last):
+    """x zero-padded by ``padding`` (h, w); with ``batch_last`` laid out (C, H, W, B) in memory,
+    still indexed (B, C, H, W)."""
+    ph, pw = padding
+    if not batch_last:
+        return F.pad(x, (pw, pw, ph, ph))
+    batch, channels, h, w = x.shape
+    xp = x.new_zeros(channels, h + 2 * ph, w + 2 * pw, batch)
+    xp[:, ph:ph + h, pw:pw + w] = x.permute(1, 2, 3, 0)
+    return xp.permute(3, 0, 1, 2)
+
+
+def _taps(spatial, shape, batch_last):
+    """The attention (B, k^2) viewed (B, *shape) to broadcast over a tap view; batch-last in memory
+    when the tensors it multiplies are, so that the innermost loops stay contiguous."""
+    if batch_last:
+        spatial = spatial.t().contiguous().t()
+    return spatial.reshape(spatial.shape[0], *shape)
 
 
 def _tap_view(xp, geometry):
@@ -250,21 +296,21 @@ def _tap_view(xp, geometry):
 
 
 def unfold(unit: ConvUnit, x: torch.Tensor, spatial: torch.Tensor | None = None,
-           batch_inner: bool = False) -> torch.Tensor:
-    """im2col for 1D and 2D: (B, C_in, *S) -> (B, C_in * prod(k), L), or (C_in * prod(k), B, L).
+           batch_last: bool = False) -> torch.Tensor:
+    """im2col for 1D and 2D: (B, C_in, *S) -> (B, C_in * prod(k), L), or (C_in * prod(k), L, B).
 
     With ``spatial`` (B, prod(k)) every column entry of kernel position j is multiplied by spatial[b, j].
     """
     im2col = _plain_im2col if torch.compiler.is_compiling() else _Im2col.apply
     if unit.dim == 2:
-        return im2col(x, spatial, unit.kernel_size, unit.dilation, unit.padding, unit.stride, batch_inner)
+        return im2col(x, spatial, unit.kernel_size, unit.dilation, unit.padding, unit.stride, batch_last)
     return im2col(
         x.unsqueeze(2), spatial, (1, *unit.kernel_size), (1, *unit.dilation), (0, *unit.padding),
-        (1, *unit.stride), batch_inner,
+        (1, *unit.stride), batch_last,
     )
 
 
-def _plain_im2col(x, spatial, kernel_size, dilation, padding, stride, batch_inner):
+def _plain_im2col(x, spatial, kernel_size, dilation, padding, stride, batch_last):
     """``_Im2col`` in plain differentiable ops, for ``torch.compile``: it fuses the copy, the product and
     their backward by itself, and does not trace the hand-written backward's strided in-place views."""
     cols = F.unfold(x, kernel_size, dilation, padding, stride)  # (B, C k^2, L)
@@ -272,8 +318,8 @@ def _plain_im2col(x, spatial, kernel_size, dilation, padding, stride, batch_inne
     taps = kernel_size[0] * kernel_size[1]
     if spatial is not None:
         cols = (cols.reshape(batch, -1, taps, positions) * spatial.reshape(batch, 1, taps, 1)).reshape(cols.shape)
-    if batch_inner:
-        return cols.transpose(0, 1)
+    if batch_last:
+        return cols.permute(1, 2, 0)
     return cols
 
 
@@ -284,17 +330,17 @@ def _columns(unit, x, spatial):
 
 
 def _batch_columns(unit, x, spatial):
-    """Unfolded input of the whole batch as (g, C_in/g * k^d, B * L), spatial attention folded in."""
-    cols = unfold(unit, x, spatial, batch_inner=True)  # (C_in * k^d, B, L)
-    return cols.reshape(unit.groups, -1, x.shape[0] * cols.shape[-1])
+    """Unfolded input of the whole batch as (g, C_in/g * k^d, L * B), spatial attention folded in."""
+    cols = unfold(unit, x, spatial, batch_last=True)  # (C_in * k^d, L, B)
+    return cols.reshape(unit.groups, -1, cols.shape[-2] * cols.shape[-1])
 
 
 def _batch_product(unit, x, stacked, spatial):
     """Stacked kernels (``stack_for_dense_conv``'s order) times the whole batch's columns, one matrix
-    product per group: (g, K C_out/g, B L). Backward rebuilds the columns instead of keeping them."""
+    product per group: (g, K C_out/g, L B). Backward rebuilds the columns instead of keeping them."""
     groups = unit.groups
 
-    def operands(x, stacked, spatial):  # the kernels (g, K C_out/g, D), the columns (g, D, B L)
+    def operands(x, stacked, spatial):  # the kernels (g, K C_out/g, D), the columns (g, D, L B)
         return stacked.reshape(groups, stacked.shape[0] // groups, -1), _batch_columns(unit, x, spatial)
 
     return rebuilt_operands(operands, torch.bmm, matmul_backward, x, stacked, spatial)
@@ -307,8 +353,8 @@ def _unfold_dense(unit, x, kernels, attention, spatial):
     groups = unit.groups
     positions = unit.output_positions(x)
     out = _batch_product(unit, x, stack_for_dense_conv(kernels, groups), spatial)
-    out = out.reshape(groups, count, c_out // groups, batch, positions)
-    out = out.permute(3, 0, 1, 2, 4)  # (B, g, K, C_out/g, L)
+    out = out.reshape(groups, count, c_out // groups, positions, batch)
+    out = out.permute(4, 0, 1, 2, 3)  # (B, g, K, C_out/g, L)
     if attention is None:
         out = out[:, :, 0].reshape(batch, c_out * positions)
     else:
@@ -319,20 +365,18 @@ def _unfold_dense(unit, x, kernels, attention, spatial):
 def stacked_conv(unit: ConvUnit, x: torch.Tensor, stacked: torch.Tensor) -> torch.Tensor:
     """``unit.conv(x, stacked)`` for K kernels stacked by ``stack_for_dense_conv``: (B, g * K * C_out/g, *S).
 
-    What ``orient`` computes before pooling its R rotated responses. On the CPU, for an output of at
-    most ``TINY_OUTPUT`` positions (ResNet-18's last stage at 64x64), it is one im2col matrix product
-    over the whole batch, the ``unfold_dense`` product: with 512 channels on 2x2 maps, forward and
-    backward took 3.4x a static convolution against the stacked convolution's 7.3x (2.2x against 4.1x
-    for the stride-2 256 -> 512 unit); on 4x4 maps and larger the convolution was as fast or faster.
-    On CUDA the convolution stays. ``local`` keeps the convolution: its per-pixel softmax weights
-    scale the gradient of its responses into denormal numbers, which the convolution's kernels flush
-    to zero and the matrix product does not (its training step took 4 s instead of 1.3 s).
+    What ``orient`` and ``local`` compute before pooling or mixing their R (K) responses. On the CPU,
+    for an output of at most ``TINY_OUTPUT`` positions (ResNet-18's last stage at 64x64), it is one
+    im2col matrix product over the whole batch, the ``unfold_dense`` product: with 512 channels on
+    2x2 maps, forward and backward took 3.4x a static convolution against the stacked convolution's
+    7.3x (2.2x against 4.1x for the stride-2 256 -> 512 unit); on 4x4 maps and larger the convolution
+    was as fast or faster. On CUDA the convolution stays.
     """
     positions = unit.output_positions(x)
     if x.device.type != "cpu" or positions > TINY_OUTPUT:
         return unit.conv(x, stacked)
     filters = stacked.shape[0]
-    out = _batch_product(unit, x, stacked, None).reshape(filters, x.shape[0], positions).transpose(0, 1)
+    out = _batch_product(unit, x, stacked, None).reshape(filters, positions, x.shape[0]).permute(2, 0, 1)
     return out.reshape(x.shape[0], filters, *output_shape(unit, x))
 
 
