@@ -422,6 +422,32 @@ def test_local_unit_matches_per_sample_loop(dim, stride, groups, bias):
     torch.testing.assert_close(unit(x), torch.cat(outs), rtol=1e-10, atol=1e-10)
 
 
+def test_local_drops_negligible_weights_so_no_gradient_is_subnormal():
+    """Softmax weights under 2^-64 are 0: the output stays within float32 rounding of the exact mixture,
+    and a small output gradient no longer turns into subnormal kernel gradients (slow on x86 CPUs)."""
+    from dynlab.layers.local_attention import NEGLIGIBLE_WEIGHT
+
+    torch.manual_seed(0)
+    unit = layers.build("local", 4, 6, 3, padding=1).train()
+    with torch.no_grad():  # kernels 1-3 get logits 50, 70 and 120 below kernel 0's at every pixel
+        unit.pixel_logits.weight.zero_()
+        unit.pixel_logits.bias.copy_(torch.tensor([0.0, -50.0, -70.0, -120.0]))
+    x = torch.rand(2, 4, 5, 5) + 0.5
+    attention = unit.pixel_attention(x)
+    exact = torch.softmax(unit.pixel_logits(x), dim=1)  # the representation adds the same to every pixel
+    assert (exact[:, 1:] < 2.0 ** -64).all() and (exact[:, 1:] > 0).any()
+    assert NEGLIGIBLE_WEIGHT == 2.0 ** -64 and (attention[:, 1:] == 0).all()
+    torch.testing.assert_close(attention[:, 0], exact[:, 0], rtol=0, atol=0)
+
+    kernels = torch.stack([F.conv2d(x, unit.weight[k], padding=1) for k in range(4)], dim=1)
+    y = unit(x)
+    torch.testing.assert_close(y, (exact.unsqueeze(2) * kernels).sum(1), rtol=1e-6, atol=1e-6)
+    (y * 1e-20).sum().backward()  # weights e^-50 ~ 2e-22 times this gradient would be ~1e-42, subnormal
+    grad = unit.weight.grad
+    subnormal = (grad != 0) & (grad.abs() < torch.finfo(grad.dtype).tiny)
+    assert not subnormal.any() and (grad[1:] == 0).all() and (grad[0] != 0).any()
+
+
 @pytest.mark.parametrize("dim,stride,groups", _UNIT_CASES)
 @pytest.mark.parametrize("bias", [False, True])
 def test_orient_unit_matches_per_sample_loop(dim, stride, groups, bias):
