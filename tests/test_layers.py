@@ -422,6 +422,25 @@ def test_local_unit_matches_per_sample_loop(dim, stride, groups, bias):
     torch.testing.assert_close(unit(x), torch.cat(outs), rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("dim,groups", [(1, 1), (2, 1), (2, 2)])
+def test_local_mix_gradients_are_the_plain_mixtures(dim, groups):
+    """``_PixelMix``'s hand-written backward against autograd through the plain sum, float64."""
+    unit = layers.build("local", 4, 6, 3, dim=dim, padding=1, groups=groups, bias=True).double()
+    g = torch.Generator().manual_seed(0)
+    spatial = (5,) * dim
+    responses = torch.randn(3, unit.kernels * 6, *spatial, generator=g, dtype=torch.float64, requires_grad=True)
+    attention = torch.rand(3, unit.kernels, *spatial, generator=g, dtype=torch.float64, requires_grad=True)
+    r = responses.reshape(3, groups, unit.kernels, 6 // groups, *spatial)
+    plain = (r * attention.unsqueeze(1).unsqueeze(3)).sum(dim=2).reshape(3, 6, *spatial)
+    plain = plain + torch.einsum("bk...,ko->bo...", attention, unit.bias)
+    mixed = unit.mix(responses, attention)
+    torch.testing.assert_close(mixed, plain, rtol=1e-12, atol=1e-12)
+    cotangent = torch.randn(plain.shape, generator=g, dtype=torch.float64)
+    for have, want in zip(torch.autograd.grad(mixed, [responses, attention], cotangent),
+                          torch.autograd.grad(plain, [responses, attention], cotangent)):
+        torch.testing.assert_close(have, want, rtol=1e-12, atol=1e-12)
+
+
 def test_local_drops_negligible_weights_so_no_gradient_is_subnormal():
     """Softmax weights under 2^-64 are 0: the output stays within float32 rounding of the exact mixture,
     and a small output gradient no longer turns into subnormal kernel gradients (slow on x86 CPUs)."""

@@ -90,16 +90,11 @@ class PixelMixtureConv(ConvUnit):
         """y = sum_k A_k * (R_k + b_k) for the dense output R of the K stacked kernels.
 
         R is viewed as (B, g, K, C_out/g, *S), its natural layout (see ``stack_for_dense_conv``), and
-        accumulated over the K kernels in place (K is a small constant, not the batch): no K-times
-        larger product is materialised and nothing is transposed. The bias adds sum_k A_k b_k.
+        mixed by ``_PixelMix`` without transposing it. The bias adds sum_k A_k b_k.
         """
         batch, spatial = responses.shape[0], responses.shape[2:]
         responses = responses.reshape(batch, self.groups, self.kernels, -1, *spatial)
-        weights = attention.unsqueeze(1).unsqueeze(3)  # (B, 1, K, 1, *S)
-        out = responses[:, :, 0] * weights[:, :, 0]
-        for k in range(1, self.kernels):
-            out = out.addcmul_(responses[:, :, k], weights[:, :, k])
-        out = out.reshape(batch, self.out_channels, *spatial)
+        out = _PixelMix.apply(responses, attention).reshape(batch, self.out_channels, *spatial)
         if self.bias is not None:
             out = out + torch.einsum("bk...,ko->bo...", attention, self.bias)
         return out
@@ -107,3 +102,36 @@ class PixelMixtureConv(ConvUnit):
     def macs(self, x: torch.Tensor, y: torch.Tensor) -> int:
         # K convolutions evaluated at every position, then one multiply-add per kernel and output element
         return self.kernels * self.conv_macs(x.shape[0], y[0, 0].numel()) + self.kernels * y.numel()
+
+
+class _PixelMix(torch.autograd.Function):
+    """sum_k A[b, k, p] R[b, g, k, c, p] for R (B, g, K, C/g, *S) and A (B, K, *S): (B, g, C/g, *S).
+
+    The forward accumulates over the K kernels in place (K is a small constant, not the batch), so no
+    K-times larger product is materialised. The backward writes R's gradient, A times the output's
+    gradient, in one broadcast product, and A's gradient one kernel at a time. Written with indexing
+    in autograd's terms, each R[:, :, k] would send back a zero-filled tensor of R's whole size with
+    one slice set, and the K of them summed: on the small stem's 32x32 maps that filling took 0.3 s of
+    a 2.9 s training step.
+    """
+
+    @staticmethod
+    def forward(ctx, responses, attention):
+        ctx.save_for_backward(responses, attention)
+        weights = attention.unsqueeze(1).unsqueeze(3)  # (B, 1, K, 1, *S)
+        out = responses[:, :, 0] * weights[:, :, 0]
+        for k in range(1, responses.shape[2]):
+            out.addcmul_(responses[:, :, k], weights[:, :, k])
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        responses, attention = ctx.saved_tensors
+        grad_responses = grad_attention = None
+        if ctx.needs_input_grad[0]:
+            grad_responses = grad.unsqueeze(2) * attention.unsqueeze(1).unsqueeze(3)
+        if ctx.needs_input_grad[1]:
+            grad_attention = torch.stack(
+                [(grad * responses[:, :, k]).sum(dim=(1, 2)) for k in range(responses.shape[2])], dim=1)
+        return grad_responses, grad_attention
