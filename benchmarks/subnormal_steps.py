@@ -7,17 +7,15 @@ Subnormal (denormal) float32 numbers, 0 < |v| < 1.2e-38, are multiplied through 
 path on x86 CPUs. ``dynlab bench`` times a few steps after one warm-up, so a variant whose gradients
 drift into subnormals as it trains looks fast there and slows down later. This prints, per step, the
 time and how many entries of the conv units' kernel gradients are subnormal, so that a slowdown can
-be told apart from noise (``local`` before its softmax weights under 2^-64 were set to 0: 1.3 s ->
-2.1 s within six steps, tens of thousands of subnormal kernel-gradient entries).
+be told apart from noise (``local`` before its softmax weights under 2^-64 were set to 0: 1.2 s ->
+2.0 s within seven steps, tens of thousands of subnormal kernel-gradient entries).
 """
 from __future__ import annotations
 
 import argparse
 import sys
-import time
 
 import torch
-import torch.nn.functional as F
 
 from dynlab import bench, layers
 from dynlab.layers import ConvUnit

@@ -129,12 +129,16 @@ class ConvUnit(AttentionRecorder):
     def conv(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, groups: int | None = None):
         return _CONV_FN[self.dim](x, weight, bias, self.stride, self.padding, self.dilation, groups or self.groups)
 
+    def output_shape(self, x: torch.Tensor) -> tuple[int, ...]:
+        """Spatial sizes of this unit's output for input ``x``."""
+        return tuple(
+            (n + 2 * p - d * (k - 1) - 1) // s + 1
+            for n, k, s, p, d in zip(x.shape[2:], self.kernel_size, self.stride, self.padding, self.dilation)
+        )
+
     def output_positions(self, x: torch.Tensor) -> int:
         """Number of output positions (product of the output's spatial sizes) for input ``x``."""
-        size = 1
-        for n, k, s, p, d in zip(x.shape[2:], self.kernel_size, self.stride, self.padding, self.dilation):
-            size *= (n + 2 * p - d * (k - 1) - 1) // s + 1
-        return size
+        return math.prod(self.output_shape(x))
 
     def conv_macs(self, batch: int, positions: int) -> int:
         """MACs of one convolution of this shape with one kernel per sample."""

@@ -15,7 +15,6 @@ import torch
 from torch import nn
 
 from ._unit import ConvUnit, global_average, single_kernel, spread
-from .mixing import output_shape
 
 
 class GatedConv(ConvUnit):
@@ -70,7 +69,7 @@ class GatedConv(ConvUnit):
         """
         index = (hard.amax(dim=0) > 0).nonzero().squeeze(1)
         if index.numel() == 0:  # every channel closed: nothing to compute
-            return x.new_zeros(x.shape[0], self.out_channels, *output_shape(self, x))
+            return x.new_zeros(x.shape[0], self.out_channels, *self.output_shape(x))
         if self.groups != 1 or index.numel() == self.out_channels:
             return self.conv(x, self.weight, self.bias) * spread(hard, self.dim)
         bias = self.bias.index_select(0, index) if self.bias is not None else None

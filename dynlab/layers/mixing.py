@@ -45,13 +45,6 @@ TINY_MAPS = 4.0  # a dense convolution with K x C_out filters slows down on maps
 TINY_OUTPUT = 4
 
 
-def output_shape(unit: ConvUnit, x: torch.Tensor) -> tuple[int, ...]:
-    return tuple(
-        (n + 2 * p - d * (k - 1) - 1) // s + 1
-        for n, k, s, p, d in zip(x.shape[2:], unit.kernel_size, unit.stride, unit.padding, unit.dilation)
-    )
-
-
 def path_costs(unit: ConvUnit, x: torch.Tensor, kernels: int, has_spatial: bool) -> dict[str, float]:
     """Estimated cost of each applicable exact path, in static-convolution MACs per sample.
 
@@ -60,9 +53,7 @@ def path_costs(unit: ConvUnit, x: torch.Tensor, kernels: int, has_spatial: bool)
     ``grouped`` and ``unfold`` run one, but build and stream a kernel per sample (K w each), which is
     memory-bound: they win on large maps, where that is small against P w.
     """
-    positions = 1
-    for n in output_shape(unit, x):
-        positions *= n
+    positions = unit.output_positions(x)
     weights = unit.out_channels * (unit.in_channels // unit.groups) * unit.kernel_volume
     conv = positions * weights
     columns = unit.in_channels * unit.kernel_volume * positions
@@ -203,7 +194,7 @@ class _Im2col(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, spatial, kernel_size, dilation, padding, stride, batch_last):
-        (kh, kw), (dh, dw), (ph, pw), (sh, sw) = kernel_size, dilation, padding, stride
+        (kh, kw), (dh, dw), (sh, sw) = kernel_size, dilation, stride
         xp = _padded(x, padding, batch_last)  # (B, C, Hp, Wp), in memory (C, Hp, Wp, B) when batch_last
         batch, channels, hp, wp = xp.shape
         ho, wo = (hp - dh * (kh - 1) - 1) // sh + 1, (wp - dw * (kw - 1) - 1) // sw + 1
@@ -359,7 +350,7 @@ def _unfold_dense(unit, x, kernels, attention, spatial):
         out = out[:, :, 0].reshape(batch, c_out * positions)
     else:
         out = mix_responses(out, attention)
-    return out.reshape(batch, c_out, *output_shape(unit, x))
+    return out.reshape(batch, c_out, *unit.output_shape(x))
 
 
 def stacked_conv(unit: ConvUnit, x: torch.Tensor, stacked: torch.Tensor) -> torch.Tensor:
@@ -377,16 +368,14 @@ def stacked_conv(unit: ConvUnit, x: torch.Tensor, stacked: torch.Tensor) -> torc
         return unit.conv(x, stacked)
     filters = stacked.shape[0]
     out = _batch_product(unit, x, stacked, None).reshape(filters, positions, x.shape[0]).permute(2, 0, 1)
-    return out.reshape(x.shape[0], filters, *output_shape(unit, x))
+    return out.reshape(x.shape[0], filters, *unit.output_shape(x))
 
 
 def _unfold_batched(unit, x, kernels, attention, spatial):
     """Every sample's columns times its own aggregated kernel, in one batched matrix product."""
     batch = x.shape[0]
     c_out, groups = kernels.shape[1], unit.groups
-    positions = 1
-    for n in output_shape(unit, x):
-        positions *= n
+    positions = unit.output_positions(x)
     # fold the spatial attention into the smaller of the columns and the aggregated kernels
     on_columns = spatial is not None and unit.in_channels * positions <= c_out * (unit.in_channels // groups)
 
@@ -396,4 +385,4 @@ def _unfold_batched(unit, x, kernels, attention, spatial):
         return weights.reshape(batch, groups, c_out // groups, cols.shape[2]), cols
 
     out = rebuilt_operands(operands, torch.matmul, matmul_backward, x, kernels, attention, spatial)
-    return out.reshape(batch, c_out, *output_shape(unit, x))
+    return out.reshape(batch, c_out, *unit.output_shape(x))
