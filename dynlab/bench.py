@@ -44,6 +44,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+from .allocator import keep_freed_memory
 from .layers.mixing import PATHS
 from .train import make_optimizer
 
@@ -276,6 +277,7 @@ def run_benchmark(variants=None, stem="imagenet", size=64, batch=32, width=64, r
         torch.set_num_threads(threads)
     if device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("--device cuda asked for, but torch sees no CUDA device")
+    kept_freed_memory = keep_freed_memory()  # as ``fit`` trains; and no ratio depends on the order of models
     log = log or (lambda message: None)
     names = ["base"] + [v for v in (variants or layers.names()) if v != "base"]
     load_start = os.getloadavg()
@@ -326,7 +328,8 @@ def run_benchmark(variants=None, stem="imagenet", size=64, batch=32, width=64, r
     result = {"settings": {"stem": stem, "size": size, "batch": batch, "width": width, "repeats": repeats,
                            "warmup": warmup, "device": device, "compile": compile,
                            "compile_mode": compile_mode if compile else None, "path": path,
-                           "amp": bool(amp and device == "cuda"), "channels_last": device == "cuda"},
+                           "amp": bool(amp and device == "cuda"), "channels_last": device == "cuda",
+                           "kept_freed_memory": kept_freed_memory},
               "machine": machine_info(device), "rows": rows}
     if hard_batch1_check and "hard" in names:
         result["hard_batch1"] = hard_batch1(stem, size, width, device, max(15, 5 * repeats))
@@ -347,7 +350,8 @@ def format_report(result: dict) -> str:
         f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} with {m['threads']} threads"
         + (f", {m['gpu']}" if "gpu" in m else "") + f"; median of {s['repeats']} interleaved repeats after "
         f"{s['warmup']} warm-up; load average {result['load_average']['start'][0]:.2f} at start, "
-        f"{result['load_average']['end'][0]:.2f} at end.",
+        f"{result['load_average']['end'][0]:.2f} at end"
+        + ("; freed memory kept for reuse (`dynlab.allocator`)." if s.get("kept_freed_memory") else "."),
         "",
         "| variant | MAC ratio | train ms | train ratio | train per-MAC | infer ms | infer ratio | infer per-MAC "
         "| train img/s | infer img/s |"

@@ -36,6 +36,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSamp
 from tqdm.auto import tqdm
 
 from . import layers
+from .allocator import keep_freed_memory
 from .device import autocast, describe, grad_scaler, pick_device, prepare_input, prepare_model
 from .metrics import IGNORE_INDEX, ConfusionMatrix
 
@@ -645,6 +646,7 @@ def _fit(model, train_set, val_set, test_set, *, dist: _Dist, device: torch.devi
             out_dir.mkdir(parents=True, exist_ok=True)
 
     _seed_everything(seed + dist.rank)  # each process its own dropout masks; the data order is seeded apart
+    keep_freed_memory()  # every step reuses the last one's memory instead of faulting in fresh pages
     model = prepare_model(model, device)
     fingerprint = model_fingerprint(model)
     net = model
