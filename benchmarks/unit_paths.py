@@ -2,12 +2,21 @@
 
     python benchmarks/unit_paths.py                       # ImageNet stem 64x64 and small stem 32x32, batch 32
     python benchmarks/unit_paths.py --batch 32 --repeats 5
+    python benchmarks/unit_paths.py --units-only --repeats 5    # and what the units alone make of a step
 
 For each 3x3 unit shape of ResNet-18 (input channels, output channels, stride, input size) and each
 kind of mixing (dyconv: K = 4; odconv: K = 1 with spatial attention; odconv4x: K = 4 with spatial
 attention) it prints the time of each path, forward + backward and forward alone, as a ratio to a
 static convolution of the same shape, and the path ``choose_path`` picks. This is what the
 cost-model weights in ``mixing.py`` were calibrated on.
+
+``--units-only`` adds, per kind, what the 3x3 units alone make of its whole ResNet-18's training
+step: base's step time (measured in the same run) plus, for each of the 16 units, the best path's
+extra time over the static convolution, as a ratio to base's step. It leaves out everything else a
+dynamic model adds (attention heads, their products with the feature maps, a larger optimizer step).
+Units timed one at a time can run slower than inside the model, so it is an estimate of the units'
+share, not a strict floor; where it is above the issue's goal (1.2 x the MAC ratio) by more than that
+noise, no choice among these paths meets the goal.
 """
 from __future__ import annotations
 
@@ -28,6 +37,10 @@ SHAPES = {
                 (256, 512, 2, 8), (512, 512, 1, 4)],
 }
 KINDS = {"dyconv": (4, False), "odconv": (1, True), "odconv4x": (4, True)}
+#: how many of ResNet-18's 3x3 units have each shape of ``SHAPES`` (2 blocks of 2 units per stage; the
+#: first unit of stages 2-4 has stride 2)
+UNITS_PER_SHAPE = (4, 1, 3, 1, 3, 1, 3)
+SETTING_INPUT = {"imagenet64": ("imagenet", 64), "small32": ("small", 32)}
 
 
 def _time(fn, repeats, device="cpu"):
@@ -43,7 +56,7 @@ def _time(fn, repeats, device="cpu"):
     return statistics.median(times)
 
 
-def run(batch, repeats, settings, kinds, device="cpu"):
+def run(batch, repeats, settings, kinds, device="cpu", units_only=False):
     g = torch.Generator().manual_seed(0)
 
     def rand(*shape, normal=True):
@@ -54,7 +67,8 @@ def run(batch, repeats, settings, kinds, device="cpu"):
               "infer = forward)\n")
         print("| kind | C_in->C_out s size | path | train | infer | auto |")
         print("| --- | --- | --- | ---: | ---: | --- |")
-        for c_in, c_out, stride, size in SHAPES[setting]:
+        extra = {kind: 0.0 for kind in kinds}  # seconds the best paths add over static convolutions
+        for (c_in, c_out, stride, size), units in zip(SHAPES[setting], UNITS_PER_SHAPE):
             unit = ConvUnit(c_in, c_out, 3, stride=stride, padding=1)
             x = rand(batch, c_in, size, size).requires_grad_()
             static = rand(c_out, c_in, 3, 3).requires_grad_()
@@ -99,6 +113,32 @@ def run(batch, repeats, settings, kinds, device="cpu"):
                     t, i = (statistics.median(v) for v in results[path])
                     print(f"| {kind} | {c_in}->{c_out} s{stride} {size}x{size} | {path} | {t / base_t:.2f} | "
                           f"{i / base_i:.2f} | {'<-' if path == auto else ''} |", flush=True)
+                best = min(statistics.median(results[path][0]) for path in paths)
+                extra[kind] += units * (best - base_t)
+        if units_only:
+            print_units_only(setting, batch, repeats, extra, device)
+
+
+def print_units_only(setting, batch, repeats, extra, device):
+    """Each kind's training-step ratio to ``base`` if only its 3x3 units cost more (see the module doc)."""
+    from dynlab.bench import PER_MAC_GOAL, _build, _inputs, _Runner
+    from dynlab.flops import profile
+
+    stem, size = SETTING_INPUT[setting]
+    runner = _Runner("base", stem, 64, device, amp=False, compile_model=False)
+    x, y = _inputs(batch, size, device)
+    runner.train_step(x, y)
+    step = statistics.median(runner.train_step(x, y) for _ in range(max(repeats, 3)))
+    base_macs = profile(_build("base", stem, 64, "cpu"), (batch, 3, size, size)).macs
+    print(f"\n{setting}: base's training step {1e3 * step:.0f} ms. Units-only ratio = (base step + the best "
+          "paths' extra time over static convolutions in all 16 units) / base step.\n")
+    print("| kind | extra ms | units-only train ratio | MAC ratio | units-only per MAC | goal per MAC |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for kind, seconds in extra.items():
+        mac_ratio = profile(_build(kind, stem, 64, "cpu"), (batch, 3, size, size)).macs / base_macs
+        ratio = 1 + seconds / step
+        print(f"| {kind} | {1e3 * seconds:.0f} | {ratio:.2f} | {mac_ratio:.2f} | {ratio / mac_ratio:.2f} | "
+              f"{PER_MAC_GOAL} |", flush=True)
 
 
 def main(argv=None):
@@ -108,8 +148,10 @@ def main(argv=None):
     parser.add_argument("--settings", nargs="+", choices=list(SHAPES), default=list(SHAPES))
     parser.add_argument("--kinds", nargs="+", choices=list(KINDS), default=list(KINDS))
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="float32 on either")
+    parser.add_argument("--units-only", action="store_true",
+                        help="also print, per kind, its ResNet-18's step ratio to base if only the 3x3 units cost more")
     args = parser.parse_args(argv)
-    run(args.batch, args.repeats, args.settings, args.kinds, args.device)
+    run(args.batch, args.repeats, args.settings, args.kinds, args.device, args.units_only)
 
 
 if __name__ == "__main__":
