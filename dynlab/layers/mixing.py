@@ -199,12 +199,15 @@ class _Im2col(torch.autograd.Function):
         batch, channels, hp, wp = xp.shape
         ho, wo = (hp - dh * (kh - 1) - 1) // sh + 1, (wp - dw * (kw - 1) - 1) // sw + 1
         ctx.geometry = (x.shape, (ho, wo), kernel_size, dilation, padding, stride, batch_last)
-        taps = None if spatial is None else _taps(spatial, (1, kh, kw, 1, 1), batch_last)
         ctx.save_for_backward(xp if spatial is not None and spatial.requires_grad else None, spatial)
         view = _tap_view(xp, ctx.geometry)  # (B, C, kh, kw, ho, wo)
+        taps = None
         if batch_last:
             view = view.permute(1, 2, 3, 4, 5, 0)
-            taps = None if taps is None else taps.permute(1, 2, 3, 4, 5, 0)
+            if spatial is not None:
+                taps = _batch_last_taps(spatial, kh, kw, wo).reshape(1, kh, kw, 1, wo, batch)
+        elif spatial is not None:
+            taps = spatial.reshape(batch, 1, kh, kw, 1, 1)
         if taps is not None:  # multiply while copying: one pass, written in the layout asked for
             view = torch.mul(view, taps, out=xp.new_empty(view.shape))
         if batch_last:
@@ -227,7 +230,10 @@ class _Im2col(torch.autograd.Function):
                 padded = grad.new_zeros(channels, h + 2 * ph, w + 2 * pw, batch).permute(3, 0, 1, 2)
             else:
                 padded = grad.new_zeros(batch, channels, h + 2 * ph, w + 2 * pw)
-            taps = None if spatial is None else _taps(spatial, (kh, kw, 1, 1, 1), batch_last)
+            taps = None
+            if spatial is not None:  # for tap (i, j): (B, 1, 1, wo), batch-last like the gradient when it is
+                taps = (_batch_last_taps(spatial, kh, kw, wo).permute(3, 0, 1, 2)[:, :, :, None, None, :]
+                        if batch_last else spatial.reshape(batch, kh, kw, 1, 1, 1))
             for i in range(kh):
                 for j in range(kw):
                     target = padded[:, :, i * dh:i * dh + sh * (ho - 1) + 1:sh, j * dw:j * dw + sw * (wo - 1) + 1:sw]
@@ -271,12 +277,16 @@ def _padded(x, padding, batch_last):
     return xp.permute(3, 0, 1, 2)
 
 
-def _taps(spatial, shape, batch_last):
-    """The attention (B, k^2) viewed (B, *shape) to broadcast over a tap view; batch-last in memory
-    when the tensors it multiplies are, so that the innermost loops stay contiguous."""
-    if batch_last:
-        spatial = spatial.t().contiguous().t()
-    return spatial.reshape(spatial.shape[0], *shape)
+def _batch_last_taps(spatial, kh, kw, wo):
+    """The attention (B, k^2) as (kh, kw, wo, B), repeated along the output columns.
+
+    Multiplied into batch-last tensors, it then runs with them along (output column, sample) in one
+    contiguous stretch. A (B,) vector broadcast over the columns instead split every stretch into
+    rows of B numbers: the copy-and-multiply took twice as long as a plain copy on ResNet-18's 4x4
+    and 2x2 maps, and now takes about as long.
+    """
+    batch = spatial.shape[0]
+    return spatial.t().reshape(kh, kw, 1, batch).expand(kh, kw, wo, batch).contiguous()
 
 
 def _tap_view(xp, geometry):
