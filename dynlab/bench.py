@@ -24,6 +24,9 @@ What it measures (DESIGN §7, issue 4):
   gradient on CUDA; 16 on CPU: weight, gradient and two Adam moments) and gives the rest, activations
   and temporaries, as its own ratio: with K = 4 kernels ``dyconv`` and ``odconv4x`` have four times
   ``base``'s parameters, which no choice of algorithm can shrink.
+- **Allocator**: the timings run with freed memory kept for reuse (``dynlab.allocator``), as ``fit``
+  trains, so that no step faults its blocks of up to 32 MiB in afresh, whatever the process ran
+  before; the report says so where it took effect (glibc on Linux).
 - **hard at batch 1**: inference of ``hard`` with its gates forced to an open rate of exactly 0.5
   (gate weights zeroed, biases +-6 on alternate channels) against ``base``, interleaved; the goal is
   a wall-time ratio below 1.
