@@ -4,6 +4,7 @@ Written after torchvision's ``resnet.py``: the same BasicBlock and stage layout,
 block's two 3x3 convolutions come from ``dynlab.layers.build(variant, ...)`` and an optional
 post-block attention (``global``'s squeeze-and-excitation) sits after the block's last BN, before the
 residual add. The stem and the 1x1 downsample convolutions stay static, as in the ODConv reference.
+The stem's max pool is ``nn.MaxPool2d``'s arithmetic, computed faster on the CPU (``stem_pool.py``).
 """
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from torch import nn
 
 from .. import layers
 from ..layers._unit import check_dim
+from .stem_pool import StemMaxPool2d
 
 _CONV = {1: nn.Conv1d, 2: nn.Conv2d}
 _BN = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d}
-_MAXPOOL = {1: nn.MaxPool1d, 2: nn.MaxPool2d}
+_MAXPOOL = {1: nn.MaxPool1d, 2: StemMaxPool2d}
 _AVGPOOL = {1: nn.AdaptiveAvgPool1d, 2: nn.AdaptiveAvgPool2d}
 STEMS = ("imagenet", "small")
 
