@@ -10,25 +10,13 @@ convolution they feed (batch 32, the map size of that stage at 64x64 input) for 
 """
 from __future__ import annotations
 
-import statistics
-import time
-
 import torch
 import torch.nn.functional as F
 
+from _timing import median_ms
 from dynlab.allocator import keep_freed_memory
 from dynlab.layers._unit import stack_for_dense_conv
 from dynlab.layers.orient import oriented_kernels, rotation_index, stacked_oriented_kernels
-
-
-def _ms(fn, repeats=10):
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(1e3 * (time.perf_counter() - start))
-    return statistics.median(times)
 
 
 def main():
@@ -50,13 +38,13 @@ def main():
         row = []
         for build in (old, new):
             with torch.no_grad():
-                row.append(_ms(build))
+                row.append(median_ms(build))
         for build in (old, new):
-            row.append(_ms(lambda: torch.autograd.grad(build(), weight, grad)))
+            row.append(median_ms(lambda: torch.autograd.grad(build(), weight, grad)))
         x = torch.randn(32, channels, size, size)
         with torch.no_grad():
             kernels = new()
-            row.append(_ms(lambda: F.conv2d(x, kernels, padding=1)))
+            row.append(median_ms(lambda: F.conv2d(x, kernels, padding=1)))
         print(f"| ({channels}, {channels}, 3, 3) | " + " | ".join(f"{v:.2f}" for v in row) + " |", flush=True)
 
 

@@ -9,24 +9,14 @@ with either pool, as two models in one process, training steps and inferences in
 from __future__ import annotations
 
 import statistics
-import time
 
 import torch
 from torch import nn
 
+from _timing import median_ms
 from dynlab.allocator import keep_freed_memory
 from dynlab.bench import _inputs, _Runner
 from dynlab.models.stem_pool import StemMaxPool2d
-
-
-def _ms(fn, repeats=10):
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(1e3 * (time.perf_counter() - start))
-    return statistics.median(times)
 
 
 def pool_alone():
@@ -38,9 +28,9 @@ def pool_alone():
         row = []
         for pool in (nn.MaxPool2d(3, 2, 1), StemMaxPool2d(3, 2, 1)):
             with torch.no_grad():
-                row.append(_ms(lambda: pool(x)))
+                row.append(median_ms(lambda: pool(x)))
         for pool in (nn.MaxPool2d(3, 2, 1), StemMaxPool2d(3, 2, 1)):
-            row.append(_ms(lambda: pool(x).sum().backward()))
+            row.append(median_ms(lambda: pool(x).sum().backward()))
         print(f"| (32, 64, {size}, {size}) | " + " | ".join(f"{v:.1f}" for v in row) + " |", flush=True)
 
 
