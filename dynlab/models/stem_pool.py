@@ -4,7 +4,7 @@ PyTorch's CPU max pool over an NCHW tensor works one channel plane at a time, wi
 instructions; over a channels-last tensor it vectorizes across channels. On this project's 2-core
 CPU the stem's 3x3, stride-2 pool of a (32, 64, 32, 32) batch (ResNet-18 on 64x64 images) took
 10-13 ms in NCHW and 2.3-3.1 ms through a channels-last copy, forward and backward 13-17 ms and
-5.4-7 ms; ``base``'s inference at 64x64 became 11-13% faster (``benchmarks/results/cpu_stem_pool.md``).
+5.4-8 ms; ``base``'s inference at 64x64 became 6-13% faster (``benchmarks/results/cpu_stem_pool.md``).
 Its backward scatters the gradient through the forward's indices with the NCHW kernel, which is
 faster here than the channels-last one.
 
