@@ -280,7 +280,7 @@ def run_benchmark(variants=None, stem="imagenet", size=64, batch=32, width=64, r
         torch.set_num_threads(threads)
     if device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("--device cuda asked for, but torch sees no CUDA device")
-    kept_freed_memory = keep_freed_memory()  # as ``fit`` trains; and no ratio depends on the order of models
+    kept_freed_memory = keep_freed_memory()  # as ``fit`` trains
     log = log or (lambda message: None)
     names = ["base"] + [v for v in (variants or layers.names()) if v != "base"]
     load_start = os.getloadavg()

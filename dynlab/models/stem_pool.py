@@ -53,8 +53,7 @@ class StemMaxPool2d(nn.MaxPool2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self._through_channels_last(x):
             return super().forward(x)
-        kernel_size, stride, padding = (list(_pair(v)) for v in (self.kernel_size, self.stride or self.kernel_size,
-                                                                  self.padding))
+        kernel_size, stride, padding = (list(_pair(v)) for v in (self.kernel_size, self.stride, self.padding))
         if torch.is_grad_enabled() and x.requires_grad:
             return _PoolThroughChannelsLast.apply(x, kernel_size, stride, padding)
         return F.max_pool2d(x.contiguous(memory_format=torch.channels_last), kernel_size, stride,
