@@ -1,0 +1,231 @@
+"""Golden values recorded on main before the redesign of issue 17 (commit 'tests: golden values').
+
+The redesign moved code between modules and must not change what it computes. These values were
+recorded with the code as it stood then and are checked against the code as it stands now:
+
+- the losses and metrics of a short seeded ``fit`` of every variant on every task (quick-profile
+  models, a few samples, two epochs of two steps);
+- the rows an experiment writes for a study cell and for Adiac cells (standard, and the seed's
+  Net1 started from its trained static twin);
+- every model's state-dict keys and shapes, and its checkpoint fingerprint;
+- the Adiac report rendered from the committed cells, and the task tables of the committed quick
+  study's report;
+- a finished training run and a study folder's finished cell written by that code
+  (``tests/golden/saved/``): they must keep loading, resuming and being reused.
+
+``python tests/test_golden.py --record`` writes ``tests/golden/values.json`` again: do that only on
+purpose, when a change of behaviour is intended, and say so in the commit.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+GOLDEN = ROOT / "tests" / "golden"
+VALUES = GOLDEN / "values.json"
+TASKS = ("classification", "segmentation", "timeseries")
+#: float32 on 2 threads; the same code gives the same bits, a reordered sum a few ulps
+RTOL = 1e-4
+
+
+def _variants() -> list[str]:
+    from dynlab import layers
+
+    return layers.names()
+
+
+def short_fit(variant: str, task: str) -> dict:
+    """A seeded two-epoch ``fit`` of the quick-profile model on 16 samples: per-epoch numbers."""
+    from dynlab import study
+    from dynlab.train import fit
+
+    data = study.load_data(task, "synthetic", "quick", seed=0, limit=16)
+    torch.manual_seed(0)
+    model = study.build_model(variant, task, data, "quick")
+    extra = {"ignore_index": data.ignore_index} if data.ignore_index is not None else {}
+    history = fit(model, data.train, data.val, data.test, task=task, epochs=2, batch_size=8, lr=1e-3, seed=0,
+                  device="cpu", quiet=True, **extra)
+    keys = ("train_loss", "train_aux_loss", "val_loss", "val_metric", "temperature")
+    return {"records": [{k: r[k] for k in keys} for r in history.records], "test": history.test,
+            "best_epoch": history.best_epoch}
+
+
+def model_shapes() -> dict:
+    """State-dict keys and shapes, and the checkpoint fingerprint, of every model the kit builds."""
+    from dynlab import study
+    from dynlab.models import net1_dcnn, net2_dcnn
+    from dynlab.train import model_fingerprint
+
+    out = {}
+    for task in TASKS:
+        data = study.load_data(task, "synthetic", "quick", seed=0, limit=1)
+        for variant in _variants():
+            model = study.build_model(variant, task, data, "quick")
+            out[f"{task}/{variant}"] = _shapes(model, model_fingerprint(model))
+    for build in (net1_dcnn, net2_dcnn):
+        for variant in ("base", "dyconv"):
+            model = build(variant, 37, length=176)
+            out[f"{build.__name__}/{variant}"] = _shapes(model, model_fingerprint(model))
+    return out
+
+
+def _shapes(model, fingerprint) -> dict:
+    """``state``: one "name shape" line per state-dict entry; ``fingerprint``: the class and variant it names,
+    and a sha256 of the whole fingerprint (its parameter list repeats the state's parameters)."""
+    import hashlib
+
+    digest = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()
+    return {"state": [f"{k} {'x'.join(map(str, v.shape))}" for k, v in model.state_dict().items()],
+            "fingerprint": {"model": fingerprint["model"], "variant": fingerprint["variant"], "sha256": digest}}
+
+
+def experiment_rows(tmp: Path) -> dict:
+    """Rows of a study cell and of Adiac cells, as the experiments write them (timing fields dropped)."""
+    from dynlab import adiac, study
+
+    rows = {}
+    run = study.train_variant("dyconv", "timeseries", profile="quick", epochs=1, limit=24, quiet=True, device="cpu")
+    rows["study/timeseries/dyconv"] = run.row()
+    for cell in (adiac.Cell("standard", "tsresnet", "odconv", 0), adiac.Cell("10fold", "net1", "base", 0, 1),
+                 adiac.Cell("10fold", "net1-from-static", "dyconv", 0, 1)):
+        rows[f"adiac/{cell.name}"] = adiac.train_cell(cell, tmp / "adiac", epochs=1, limit=24, device="cpu")
+    for row in rows.values():
+        for key in ("train_seconds", "device"):
+            row.pop(key, None)
+    return rows
+
+
+def save_runs(where: Path) -> None:
+    """A finished training run (``run/``) and a one-cell study folder (``study/``) written by the code."""
+    from dynlab import study
+    from dynlab.train import TinyNet, fit, smoke_datasets
+
+    train, val, test = smoke_datasets(samples=64, seed=0)
+    torch.manual_seed(0)
+    fit(TinyNet("dyconv"), train, val, test, epochs=2, batch_size=16, lr=1e-2, out_dir=where / "run", quiet=True)
+    study.run_study(["base"], ["timeseries"], profile="quick", epochs=1, limit=16, out=where / "study", quiet=True,
+                    device="cpu")
+    # what decides reuse: the finished cell's record (its checkpoints are large; run/ covers checkpoints)
+    for name in ("report.md", "metric_per_variant.png", "metric_vs_macs.png", "curves.png"):
+        (where / "study" / name).unlink()
+    shutil.rmtree(where / "study" / "runs")
+
+
+def adiac_report(tmp: Path) -> str:
+    """The Adiac report as the report code renders it from the committed cells and meta.json."""
+    from dynlab import adiac
+
+    folder = tmp / "committed-adiac"
+    shutil.copytree(ROOT / "results" / "adiac_cells", folder / "cells")
+    shutil.copyfile(ROOT / "results" / "adiac_meta.json", folder / "meta.json")
+    return adiac.report_markdown(folder)
+
+
+def study_tables() -> str:
+    """The task sections (tables) of the committed quick study's report, rendered from its results.csv."""
+    from dynlab import study
+
+    text = study.report_markdown(study.read_results(ROOT / "results" / "study-quick"))
+    return text[text.index("## "):]
+
+
+def compute(tmp: Path) -> dict:
+    return {
+        "fits": {f"{task}/{variant}": short_fit(variant, task) for task in TASKS for variant in _variants()},
+        "models": model_shapes(),
+        "rows": experiment_rows(tmp),
+    }
+
+
+@pytest.fixture(scope="module")
+def golden():
+    return json.loads(VALUES.read_text())
+
+
+def _close(got, want, where: str) -> None:
+    if isinstance(want, dict):
+        assert isinstance(got, dict) and got.keys() == want.keys(), f"{where}: keys {sorted(got)} != {sorted(want)}"
+        for key in want:
+            _close(got[key], want[key], f"{where}.{key}")
+    elif isinstance(want, list):
+        assert isinstance(got, list) and len(got) == len(want), f"{where}: {got!r} != {want!r}"
+        for i, (g, w) in enumerate(zip(got, want)):
+            _close(g, w, f"{where}[{i}]")
+    elif isinstance(want, float) and not isinstance(want, bool):
+        assert got == pytest.approx(want, rel=RTOL, abs=1e-7), f"{where}: {got!r} != {want!r}"
+    else:
+        assert got == want, f"{where}: {got!r} != {want!r}"
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_short_fits_give_the_recorded_losses(golden, task):
+    for variant in _variants():
+        key = f"{task}/{variant}"
+        _close(json.loads(json.dumps(short_fit(variant, task))), golden["fits"][key], key)
+
+
+def test_models_keep_their_state_dict_and_fingerprint(golden):
+    _close(json.loads(json.dumps(model_shapes())), golden["models"], "models")
+
+
+def test_experiments_write_the_recorded_rows(golden, tmp_path):
+    _close(json.loads(json.dumps(experiment_rows(tmp_path))), golden["rows"], "rows")
+
+
+def test_reports_render_the_committed_results_as_before(tmp_path):
+    assert adiac_report(tmp_path) == (GOLDEN / "adiac_report.md").read_text()
+    assert study_tables() == (GOLDEN / "study_tables.md").read_text()
+
+
+def test_a_run_saved_before_keeps_loading_and_resuming(tmp_path):
+    from dynlab.train import History, TinyNet, fit, load_checkpoint, smoke_datasets
+
+    saved = GOLDEN / "saved" / "run"
+    model = TinyNet("dyconv")
+    checkpoint = load_checkpoint(saved / "best.pt", model)
+    assert checkpoint["epoch"] >= 1 and model.unit.temperature == checkpoint["temperature"]
+    run = shutil.copytree(saved, tmp_path / "run")
+    train, val, test = smoke_datasets(samples=64, seed=0)
+    reloaded = fit(TinyNet("dyconv"), train, val, test, epochs=2, batch_size=16, lr=1e-2, out_dir=run, resume=True,
+                   quiet=True)
+    before = History.read_json(saved / "history.json")
+    assert reloaded.records == before.records and reloaded.test == before.test  # finished: reloaded, not trained
+
+
+def test_a_study_folder_saved_before_is_reused(tmp_path, monkeypatch):
+    from dynlab import study
+
+    folder = shutil.copytree(GOLDEN / "saved" / "study", tmp_path / "study")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a finished cell of an old study folder was trained again")
+
+    monkeypatch.setattr(study, "train_variant", refuse)
+    study.run_study(["base"], ["timeseries"], profile="quick", epochs=1, limit=16, out=folder, quiet=True)
+    rows = study.read_results(folder)
+    assert [(r["task"], r["variant"], r["seed"]) for r in rows] == [("timeseries", "base", 0)]
+    assert (folder / "report.md").exists()
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["--record"]:
+        raise SystemExit("usage: python tests/test_golden.py --record   (writes tests/golden/; see the module doc)")
+    import os
+    import tempfile
+
+    os.environ["DYNLAB_CPU_BF16"] = "0"
+    GOLDEN.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        values = compute(Path(tmp))
+        VALUES.write_text(json.dumps(values, sort_keys=True) + "\n")
+        (GOLDEN / "adiac_report.md").write_text(adiac_report(Path(tmp)))
+    (GOLDEN / "study_tables.md").write_text(study_tables())
+    shutil.rmtree(GOLDEN / "saved", ignore_errors=True)
+    save_runs(GOLDEN / "saved")
+    print(f"wrote {VALUES} and the two reports")
