@@ -8,12 +8,13 @@ counted. FLOPs = 2 x MACs; the two are different numbers, and dynlab always name
 
 Plain hook counters only know ``nn.Conv*``/``nn.Linear``: older thop counts the functional convolution
 inside a dynamic unit as zero, and thop 2.2 counts whatever algorithm happened to run (4 convolutions
-for a dense K = 4 path), not the layer's cost. ``profile`` asks each dynlab unit for its own MACs
+for a dense K = 4 path), not the layer's cost. ``cost`` asks each dynlab unit for its own MACs
 (``unit.macs(x, y)``) and counts functional products elsewhere at the dispatcher; ``thop_custom_ops()``
 teaches thop the same convention.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -25,7 +26,9 @@ from .layers import AttentionRecorder, GatedConv
 
 
 @dataclass(frozen=True)
-class Profile:
+class Cost:
+    """A model's parameters and MACs for one input (``macs_executed``: see ``cost``)."""
+
     params: int
     macs: int
     macs_executed: int | None = None  # only for models with ``hard`` units: MACs at the measured open rate
@@ -125,7 +128,7 @@ def count(model: nn.Module, x: torch.Tensor) -> tuple[int, int]:
     return totals[0] + functional.macs, totals[1] + functional.macs
 
 
-def profile(model: nn.Module, input_shape) -> Profile:
+def cost(model: nn.Module, input_shape) -> Cost:
     """Parameters and MACs of ``model`` for an input of ``input_shape`` (batch included) or a given tensor.
 
     ``macs_executed`` is set for models with ``hard`` units: closed channels cost nothing, at the
@@ -135,7 +138,13 @@ def profile(model: nn.Module, input_shape) -> Profile:
     macs, executed = count(model, x)
     has_gates = any(isinstance(m, GatedConv) for m in model.modules())
     params = sum(p.numel() for p in model.parameters())
-    return Profile(params=params, macs=int(macs), macs_executed=int(executed) if has_gates else None)
+    return Cost(params=params, macs=int(macs), macs_executed=int(executed) if has_gates else None)
+
+
+def profile(model: nn.Module, input_shape) -> Cost:
+    """Deprecated name of ``cost``."""
+    warnings.warn("dynlab.flops.profile is now dynlab.flops.cost", FutureWarning, stacklevel=2)
+    return cost(model, input_shape)
 
 
 def _zero(module, inputs, output):
@@ -145,7 +154,7 @@ def _zero(module, inputs, output):
 def thop_custom_ops() -> dict[type, object]:
     """``custom_ops`` for ``thop.profile`` that count dynlab units (and nothing for norms and pools).
 
-    ``thop.profile(model, inputs=(x,), custom_ops=thop_custom_ops())`` then agrees with ``profile``.
+    ``thop.profile(model, inputs=(x,), custom_ops=thop_custom_ops())`` then agrees with ``cost``.
     """
     from . import layers
 
@@ -156,8 +165,10 @@ def thop_custom_ops() -> dict[type, object]:
     def conv_op(module, inputs, output):
         module.total_ops += _conv_macs(module, inputs[0], output)  # thop would add one MAC per bias
 
-    units = {layers.StaticConv, layers.GatedConv, layers.DynamicConv, layers.ODConv, layers.PixelMixtureConv,
-             layers.OrientedConv, layers.SqueezeExcite}
+    from . import kernels
+
+    units = {cls for v in layers.VARIANTS.values() for cls in (v.unit, v.post_block) if cls is not None}
+    units |= set(kernels.fast_units().values())  # thop matches a module's exact class
     ops = {cls: unit_op for cls in units}
     ops.update({nn.Conv1d: conv_op, nn.Conv2d: conv_op})
     for cls in (nn.BatchNorm1d, nn.BatchNorm2d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AvgPool2d):
@@ -190,7 +201,7 @@ def table(variants=None, settings=None) -> list[dict]:
         base_macs = None
         for variant in ["base"] + [v for v in variants if v != "base"]:
             torch.manual_seed(0)
-            result = profile(factory(variant), shape)
+            result = cost(factory(variant), shape)
             base_macs = base_macs or result.macs
             if variant in variants:
                 rows.append({"setting": label, "variant": variant, "params": result.params, "macs": result.macs,

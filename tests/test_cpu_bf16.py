@@ -1,17 +1,16 @@
 """Training in bfloat16 autocast on the CPU (what ``dynlab.device`` picks on a CPU with AMX).
 
-The rest of the suite runs in float32 (``conftest.py``). Here every unit and mixing path runs under
-CPU autocast, is compared with its float32 self, and a short ``fit`` trains in it.
+The rest of the suite runs in float32 (``conftest.py``). Here every unit runs under
+CPU autocast, is compared with its float32 self, and a short ``fit`` trains in it (the per-sample
+paths under autocast: ``kernels/test_per_sample_kernels.py``).
 """
 import pytest
 import torch
 
 from dynlab import device as dev
 from dynlab import layers
-from dynlab.layers import mixing
-from dynlab.layers._unit import ConvUnit
+from dynlab.engine import fit
 from dynlab.models.timeseries import tsresnet
-from dynlab.train import fit
 
 CPU = torch.device("cpu")
 
@@ -53,26 +52,6 @@ def test_every_unit_under_cpu_autocast_is_close_to_float32(name, dim):
         assert p.grad is not None and p.grad.dtype == torch.float32 and torch.isfinite(p.grad).all(), pname
 
 
-@pytest.mark.parametrize("path", mixing.PATHS)
-@pytest.mark.parametrize("dim", [1, 2])
-def test_every_mixing_path_under_cpu_autocast(path, dim):
-    g = torch.Generator().manual_seed(dim)
-    unit = ConvUnit(8, 8, 3, padding=1, dim=dim)
-    x = torch.randn(3, 8, *((9, 9) if dim == 2 else (20,)), generator=g)
-    kernels = torch.randn(4, 8, 8, *unit.kernel_size, generator=g)
-    attention = torch.rand(3, 4, generator=g)
-    spatial = torch.rand(3, 3 ** dim, generator=g) if path != "dense" else None
-    inputs = [t.requires_grad_() for t in (x, kernels, attention, spatial) if t is not None]
-    want = mixing.mix_kernels_per_sample(unit, x, kernels, attention, spatial, path)
-    cotangent = torch.randn(want.shape, generator=g)
-    want_grads = torch.autograd.grad(want, inputs, cotangent)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        got = mixing.mix_kernels_per_sample(unit, x, kernels, attention, spatial, path)
-    assert relative_error(got, want) < 0.03
-    got_grads = torch.autograd.grad(got, inputs, cotangent.to(got.dtype))
-    for name, got_grad, want_grad in zip(("input", "kernels", "attention", "spatial"), got_grads, want_grads):
-        assert got_grad.dtype == torch.float32, name
-        assert relative_error(got_grad, want_grad) < 0.05, name
 
 
 def test_fit_trains_in_cpu_autocast(monkeypatch):

@@ -10,8 +10,8 @@ from dynlab.models import resnet18, tsresnet
 
 
 def test_base_resnet18_matches_torchvision_at_224():
-    ours = flops.profile(resnet18("base", 1000), (1, 3, 224, 224))
-    theirs = flops.profile(torchvision.models.resnet18(), (1, 3, 224, 224))
+    ours = flops.cost(resnet18("base", 1000), (1, 3, 224, 224))
+    theirs = flops.cost(torchvision.models.resnet18(), (1, 3, 224, 224))
     assert ours.params == theirs.params == 11_689_512
     assert ours.macs == theirs.macs
     assert round(ours.macs / 1e9, 2) == 1.81
@@ -23,7 +23,7 @@ def test_base_resnet18_matches_torchvision_at_224():
 def test_plain_models_agree_with_torch_flop_counter(model):
     model = model().eval()
     shape = (2, 1, 176) if isinstance(model, torch.nn.Module) and hasattr(model, "blocks") else (2, 3, 64, 64)
-    ours = flops.profile(model, shape).macs
+    ours = flops.cost(model, shape).macs
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         model(torch.randn(shape))
     assert ours == pytest.approx(counter.get_total_flops() / 2, rel=0.01)
@@ -32,15 +32,15 @@ def test_plain_models_agree_with_torch_flop_counter(model):
 @pytest.mark.parametrize("kernels, params, published_macs", [(1, 11.94e6, 1.838e9), (4, 44.90e6, 1.916e9)])
 def test_odconv_resnet18_matches_published_figures(kernels, params, published_macs):
     model = resnet18("odconv", 1000, kernels=kernels)
-    result = flops.profile(model, (1, 3, 224, 224))
+    result = flops.cost(model, (1, 3, 224, 224))
     assert round(result.params / 1e6, 2) == round(params / 1e6, 2)
     assert result.macs == pytest.approx(published_macs, rel=0.01)
 
 
 def test_macs_scale_with_batch():
     model = resnet18("dyconv", 10, stem="small", width=8)
-    one = flops.profile(model, (1, 3, 16, 16)).macs
-    assert flops.profile(model, (3, 3, 16, 16)).macs == 3 * one
+    one = flops.cost(model, (1, 3, 16, 16)).macs
+    assert flops.cost(model, (3, 3, 16, 16)).macs == 3 * one
 
 
 class FunctionalConv(torch.nn.Module):
@@ -56,7 +56,7 @@ class FunctionalConv(torch.nn.Module):
 
 def test_counter_sees_a_functional_convolution_inside_a_custom_module():
     model = torch.nn.Sequential(FunctionalConv(), torch.nn.Conv2d(8, 2, 1))
-    assert flops.profile(model, (2, 4, 6, 6)).macs == 2 * 36 * (8 * 4 * 9) + 2 * 36 * (2 * 8)
+    assert flops.cost(model, (2, 4, 6, 6)).macs == 2 * 36 * (8 * 4 * 9) + 2 * 36 * (2 * 8)
 
 
 def test_plain_thop_counts_the_algorithm_not_the_layer():
@@ -68,38 +68,38 @@ def test_plain_thop_counts_the_algorithm_not_the_layer():
     aggregation = 4 * 32 * 16 * 9
     plain, _ = thop.profile(unit, inputs=(x,), verbose=False)
     taught, _ = thop.profile(unit, inputs=(x,), custom_ops=flops.thop_custom_ops(), verbose=False)
-    assert flops.profile(unit, x).macs == conv + attention + aggregation
+    assert flops.cost(unit, x).macs == conv + attention + aggregation
     assert taught == conv + attention + aggregation
     assert plain != taught
 
 
 @pytest.mark.parametrize("variant", layers.names())
-def test_thop_taught_agrees_with_profile(variant):
+def test_thop_taught_agrees_with_cost(variant):
     torch.manual_seed(0)
     model = resnet18(variant, 10, stem="small", width=8).eval()
     x = torch.randn(1, 3, 16, 16)
     taught, _ = thop.profile(model, inputs=(x,), custom_ops=flops.thop_custom_ops(), verbose=False)
-    assert int(taught) == flops.profile(model, x).macs
+    assert int(taught) == flops.cost(model, x).macs
 
 
 def test_hard_reports_executed_macs_at_the_open_rate():
     torch.manual_seed(0)
     model = resnet18("hard", 10, stem="small", width=8)
-    full = flops.profile(model, (2, 3, 16, 16))
+    full = flops.cost(model, (2, 3, 16, 16))
     assert full.macs_executed == pytest.approx(full.macs, rel=1e-6)  # gates start open (bias +3)
     for unit in model.modules():
         if isinstance(unit, layers.GatedConv):
             with torch.no_grad():
                 unit.gate_logits.bias[::2] = -30.0  # close every other channel
-    half = flops.profile(model, (2, 3, 16, 16))
+    half = flops.cost(model, (2, 3, 16, 16))
     assert half.macs == full.macs
     assert half.macs_executed < 0.8 * half.macs
-    assert flops.profile(resnet18("base", 10), (1, 3, 32, 32)).macs_executed is None
+    assert flops.cost(resnet18("base", 10), (1, 3, 32, 32)).macs_executed is None
 
 
-def test_profile_refuses_a_shape_without_batch():
+def test_cost_refuses_a_shape_without_batch():
     with pytest.raises(ValueError, match="includes the batch"):
-        flops.profile(resnet18("base", 10), (3, 32))
+        flops.cost(resnet18("base", 10), (3, 32))
 
 
 def test_table_names_units():

@@ -1,10 +1,10 @@
-"""``base``: the plain, static convolution (seed 2.1.1)."""
+"""``base``: the plain, static convolution (the paper's 2.1.1)."""
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from ._unit import ConvUnit, single_kernel
+from .unit import ConvUnit, single_kernel
 
 
 class StaticConv(ConvUnit):

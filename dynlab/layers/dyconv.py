@@ -1,17 +1,16 @@
 """``dyconv``: dynamic convolution (Chen et al., CVPR 2020), K kernels mixed per image.
 
-pi = softmax(FC(relu(FC(GAP x))) / T),  W(x) = sum_k pi_k W_k,  y = W(x) * x.
+    pi = softmax(FC(relu(FC(GAP x))) / T),   W(x) = sum_k pi_k W_k,   y = W(x) * x.
 
 With ``routing="sigmoid"`` (and no temperature) the same unit is CondConv (Yang et al., NeurIPS 2019).
-This is the seed's eq. 1, W = sum A W: one mixed kernel per *image*.
+This is the paper's eq. 1, W = sum A W: one mixed kernel per *image*.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from ._unit import ConvUnit, global_average, stacked_kernels
-from .mixing import mix_kernels_per_sample
+from .unit import ConvUnit, conv_per_sample, global_average, stacked_kernels
 
 ROUTINGS = ("softmax", "sigmoid")
 
@@ -33,9 +32,9 @@ class DynamicConv(ConvUnit):
         self.attention_logits = nn.Linear(hidden, kernels)
         self.weight = stacked_kernels(kernels, self.weight_shape)
         self.bias = nn.Parameter(torch.zeros(kernels, self.out_channels)) if self.has_bias else None
-        self.path = "auto"
 
     def kernel_attention(self, x: torch.Tensor) -> torch.Tensor:
+        """pi: (B, K), how much of each kernel goes into each image's kernel."""
         logits = self.attention_logits(torch.relu(self.attention_hidden(global_average(x))))
         if self.routing == "sigmoid":
             return torch.sigmoid(logits)
@@ -45,10 +44,10 @@ class DynamicConv(ConvUnit):
         self.check_input(x)
         attention = self.kernel_attention(x)
         self._record(kernel=attention)
-        out = mix_kernels_per_sample(self, x, self.weight, attention, path=self.path)
-        if self.bias is not None:
-            out = out + (attention @ self.bias).reshape(*attention.shape[:1], -1, *([1] * self.dim))
-        return out
+        # W_b = sum_k pi_bk W_k, one kernel (and bias) per image, then every image with its own kernel
+        weights = torch.einsum("bk,k...->b...", attention, self.weight)
+        bias = attention @ self.bias if self.bias is not None else None
+        return conv_per_sample(self, x, weights, bias)
 
     def macs(self, x: torch.Tensor, y: torch.Tensor) -> int:
         batch = x.shape[0]

@@ -1,4 +1,4 @@
-"""``global``: squeeze-and-excitation after the block (seed 2.1.3, eq. 2-3; Hu et al. 2018).
+"""``global``: squeeze-and-excitation after the block (the paper's 2.1.3, eq. 2-3; Hu et al. 2018).
 
 A = sigmoid(W2 relu(W1 GAP(F))), F' = A * F, one weight per channel and per image.
 """
@@ -7,11 +7,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._unit import AttentionRecorder, global_average, spread
+from .unit import AttentionRecorder, global_average, spread
 
 
 class SqueezeExcite(AttentionRecorder):
-    def __init__(self, channels: int, reduction: int = 16, min_hidden: int = 8) -> None:
+    def __init__(self, channels: int, *, reduction: int = 16, min_hidden: int = 8) -> None:
         super().__init__()
         if reduction < 1:
             raise ValueError(f"reduction must be >= 1, got {reduction}")

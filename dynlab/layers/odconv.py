@@ -8,7 +8,7 @@ kernel (K, softmax). Then
     y_b = a_filter[b] * conv(a_channel[b] * x_b, W_b).
 
 As in the reference: no kernel head when K = 1, no spatial head for a 1x1 kernel, no output-channel
-head for a depthwise convolution. The seed's "omni-directional CNN" cites this paper by title but
+head for a depthwise convolution. The paper's "omni-directional CNN" cites ODConv by title but
 describes rotated kernels instead; those are ``orient``.
 
 ``attention_norm="none"`` drops the trunk's BatchNorm (GAP -> FC with bias -> ReLU). The reference's
@@ -26,8 +26,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._unit import ConvUnit, global_average, spread, stacked_kernels
-from .mixing import mix_kernels_per_sample
+from .unit import ConvUnit, conv_per_sample, global_average, spread, stacked_kernels
 
 
 ATTENTION_NORMS = ("batch", "none")
@@ -86,7 +85,6 @@ class ODConv(ConvUnit):
             norm=attention_norm,
         )
         self.weight = stacked_kernels(kernels, self.weight_shape)
-        self.path = "auto"
 
     @property
     def batchnorm_in_attention(self) -> bool:
@@ -99,7 +97,15 @@ class ODConv(ConvUnit):
             **{k: v for k, v in (("channel", channel), ("filter", filt), ("spatial", spatial), ("kernel", kernel))
                if v is not None}
         )
-        out = mix_kernels_per_sample(self, x * spread(channel, self.dim), self.weight, kernel, spatial, self.path)
+        batch = x.shape[0]
+        # W_b = sum_k a_kernel[b, k] * a_spatial[b] * W_k: one kernel per sample
+        if kernel is None:
+            weights = self.weight[:1].expand(batch, *self.weight.shape[1:])
+        else:
+            weights = torch.einsum("bk,k...->b...", kernel, self.weight)
+        if spatial is not None:
+            weights = weights * spatial.reshape(batch, 1, 1, *self.kernel_size)
+        out = conv_per_sample(self, x * spread(channel, self.dim), weights)
         return out if filt is None else out * spread(filt, self.dim)
 
     def macs(self, x: torch.Tensor, y: torch.Tensor) -> int:

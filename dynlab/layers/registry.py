@@ -1,6 +1,12 @@
-"""Names -> conv units (and optional post-block attention), after timm's layer factories."""
+"""The one list of variants: a name -> its conv unit, its options and what it is (after timm's factories).
+
+Adding a variant: its file in this folder, one ``Variant`` line below, and its test file.
+``build`` makes a unit by name (the fast version of ``dynlab.kernels`` when that is on);
+``factories`` hands a model the two layer constructors it injects into its blocks.
+"""
 from __future__ import annotations
 
+import functools
 import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -21,14 +27,22 @@ class Variant:
     name: str
     summary: str
     unit: type
+    #: the attention kinds ``collect_attention`` records for it (see ``protocol.ATTENTION_KINDS``)
+    attention: tuple[str, ...] = ()
     unit_defaults: dict[str, Any] = field(default_factory=dict)
-    post_block: Callable[..., nn.Module] | None = None
+    post_block: type | None = None
+    #: the paper's name for the model this variant stands beside in its tables
+    paper_name: str = ""
 
     def unit_options(self) -> set[str]:
         return _keyword_options(self.unit)
 
     def post_options(self) -> set[str]:
-        return _keyword_options(self.post_block) - {"channels"} if self.post_block else set()
+        return _keyword_options(self.post_block) if self.post_block else set()
+
+    @property
+    def uses_temperature(self) -> bool:
+        return bool(self.unit.uses_temperature)
 
 
 def _keyword_options(cls) -> set[str]:
@@ -39,21 +53,23 @@ def _keyword_options(cls) -> set[str]:
 VARIANTS: dict[str, Variant] = {
     v.name: v
     for v in (
-        Variant("base", "static convolution (vanilla ResNet-18)", StaticConv),
+        Variant("base", "static convolution (vanilla ResNet-18)", StaticConv, paper_name="base"),
         Variant("global", "squeeze-and-excitation after each block (global soft attention)", StaticConv,
-                post_block=SqueezeExcite),
+                ("se",), post_block=SqueezeExcite, paper_name="global"),
         Variant("local", "pixel-wise mixture of K kernels with a kernel representation (local soft attention)",
-                PixelMixtureConv),
-        Variant("hard", "input-dependent on/off gates on output channels (hard attention)", GatedConv),
-        Variant("dyconv", "dynamic convolution, K kernels mixed per image (Chen et al. 2020)", DynamicConv),
-        Variant("odconv", "omni-dimensional dynamic convolution, K = 1 (Li et al. 2022)", ODConv, {"kernels": 1}),
-        Variant("odconv4x", "omni-dimensional dynamic convolution, K = 4 (Li et al. 2022)", ODConv, {"kernels": 4}),
-        Variant("orient", "kernels at 4 rotations with orientation pooling (the seed's text)", OrientedConv),
+                PixelMixtureConv, ("pixel",), paper_name="local"),
+        Variant("hard", "input-dependent on/off gates on output channels (hard attention)", GatedConv, ("gates",),
+                paper_name="hard"),
+        Variant("dyconv", "dynamic convolution, K kernels mixed per image (Chen et al. 2020)", DynamicConv,
+                ("kernel",)),
+        Variant("odconv", "omni-dimensional dynamic convolution, K = 1 (Li et al. 2022)", ODConv,
+                ("channel", "filter", "spatial"), {"kernels": 1}, paper_name="OD-CNN"),
+        Variant("odconv4x", "omni-dimensional dynamic convolution, K = 4 (Li et al. 2022)", ODConv,
+                ("channel", "filter", "spatial", "kernel"), {"kernels": 4}, paper_name="OD-CNN"),
+        Variant("orient", "kernels at 4 rotations with orientation pooling (the paper's text)", OrientedConv,
+                ("orientation",), paper_name="OD-CNN"),
     )
 }
-
-# SqueezeExcite's reduction/min_hidden are plain parameters, not keyword-only: name them here.
-_POST_OPTIONS = {"global": {"reduction", "min_hidden"}}
 
 
 def names() -> list[str]:
@@ -71,8 +87,7 @@ def get(name: str) -> Variant:
 def split_options(name: str, options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Split a model's ``**unit_options`` into conv-unit and post-block options, refusing unknown ones."""
     variant = get(name)
-    unit_names = variant.unit_options()
-    post_names = _POST_OPTIONS.get(name, set())
+    unit_names, post_names = variant.unit_options(), variant.post_options()
     unknown = set(options) - unit_names - post_names
     if unknown:
         valid = sorted(unit_names | post_names)
@@ -98,10 +113,12 @@ def build(
     **options,
 ) -> nn.Module:
     """Build the conv unit of variant ``name`` with ``nn.ConvNd``'s arguments plus its own options."""
+    from ..kernels import unit_class
+
     unit_options, post_options = split_options(name, options)
     if post_options:
         raise ValueError(f"{sorted(post_options)} configure the post-block attention: pass them to build_post_block")
-    return get(name).unit(
+    return unit_class(get(name).unit)(
         in_channels, out_channels, kernel_size, stride=stride, padding=padding, dilation=dilation,
         groups=groups, bias=bias, dim=dim, **unit_options,
     )
@@ -112,3 +129,16 @@ def build_post_block(name: str, channels: int, **options) -> nn.Module | None:
     variant = get(name)
     _, post_options = split_options(name, options)
     return variant.post_block(channels, **post_options) if variant.post_block else None
+
+
+def factories(name: str, **options) -> tuple[Callable[..., nn.Module], Callable[[int], nn.Module] | None]:
+    """``(conv_layer, attn_layer)`` of variant ``name`` with its options bound, for a model to inject.
+
+    ``conv_layer(in_channels, out_channels, kernel_size, stride=..., padding=..., dilation=..., dim=...)``
+    builds its conv unit; ``attn_layer(channels)`` its post-block attention (None when it has none).
+    The options are checked here, once.
+    """
+    unit_options, post_options = split_options(name, options)
+    conv_layer = functools.partial(build, name, **{k: v for k, v in unit_options.items()})
+    attn_layer = functools.partial(build_post_block, name, **post_options) if get(name).post_block else None
+    return conv_layer, attn_layer

@@ -1,39 +1,40 @@
 """ResNet-18 with a pluggable conv unit, for images (dim=2) and series (dim=1).
 
 Written after torchvision's ``resnet.py``: the same BasicBlock and stage layout, except that the
-block's two 3x3 convolutions come from ``dynlab.layers.build(variant, ...)`` and an optional
-post-block attention (``global``'s squeeze-and-excitation) sits after the block's last BN, before the
-residual add. The stem and the 1x1 downsample convolutions stay static, as in the ODConv reference.
-The stem's max pool is ``nn.MaxPool2d``'s arithmetic, computed faster on the CPU (``stem_pool.py``).
+block's two 3x3 convolutions come from an injected ``conv_layer`` and an optional post-block
+attention (``global``'s squeeze-and-excitation) from ``attn_layer``, after the block's last BN and
+before the residual add, as torchvision injects ``norm_layer`` and timm ``attn_layer``. ``resnet18``
+resolves a variant's name to those two layers once, through the registry. The stem and the 1x1
+downsample convolutions stay static, as in the ODConv reference.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 from torch import nn
 
-from .. import layers
-from ..layers._unit import check_dim
-from .stem_pool import StemMaxPool2d
+from .. import kernels, layers
+from ..layers.unit import check_dim
 
 _CONV = {1: nn.Conv1d, 2: nn.Conv2d}
 _BN = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d}
-_MAXPOOL = {1: nn.MaxPool1d, 2: StemMaxPool2d}
 _AVGPOOL = {1: nn.AdaptiveAvgPool1d, 2: nn.AdaptiveAvgPool2d}
 STEMS = ("imagenet", "small")
 
+ConvLayer = Callable[..., nn.Module]
+AttnLayer = Callable[[int], nn.Module]
+
 
 class BasicBlock(nn.Module):
-    def __init__(self, variant, in_channels, channels, stride=1, dilation=1, dim=2, unit_options=None,
-                 post_options=None):
+    def __init__(self, in_channels: int, channels: int, stride: int = 1, dilation: int = 1, dim: int = 2, *,
+                 conv_layer: ConvLayer, attn_layer: AttnLayer | None = None):
         super().__init__()
-        unit_options = unit_options or {}
-        self.conv1 = layers.build(variant, in_channels, channels, 3, dim=dim, stride=stride, padding=dilation,
-                                  dilation=dilation, **unit_options)
+        self.conv1 = conv_layer(in_channels, channels, 3, dim=dim, stride=stride, padding=dilation, dilation=dilation)
         self.bn1 = _BN[dim](channels)
         self.relu = nn.ReLU(inplace=True)
-        self.conv2 = layers.build(variant, channels, channels, 3, dim=dim, padding=dilation, dilation=dilation,
-                                  **unit_options)
+        self.conv2 = conv_layer(channels, channels, 3, dim=dim, padding=dilation, dilation=dilation)
         self.bn2 = _BN[dim](channels)
-        self.attention = layers.build_post_block(variant, channels, **(post_options or {})) or nn.Identity()
+        self.attention = attn_layer(channels) if attn_layer is not None else nn.Identity()
         self.downsample = None
         if stride != 1 or in_channels != channels:
             self.downsample = nn.Sequential(
@@ -48,35 +49,39 @@ class BasicBlock(nn.Module):
 
 
 class ResNet(nn.Module):
-    """BasicBlock ResNet ([2, 2, 2, 2] blocks is ResNet-18)."""
+    """BasicBlock ResNet ([2, 2, 2, 2] blocks is ResNet-18) built from ``conv_layer`` and ``attn_layer``.
 
-    def __init__(self, variant="base", num_classes=1000, dim=2, in_channels=3, stem="imagenet", width=64,
-                 dropout=0.2, blocks=(2, 2, 2, 2), dilate_last=False, **unit_options):
+    ``variant`` only names the model (checkpoints record it); ``resnet18`` sets it.
+    """
+
+    def __init__(self, conv_layer: ConvLayer, attn_layer: AttnLayer | None = None, num_classes=1000, dim=2,
+                 in_channels=3, stem="imagenet", width=64, dropout=0.2, blocks=(2, 2, 2, 2), dilate_last=False,
+                 variant: str | None = None):
         super().__init__()
         check_dim(dim)
         if stem not in STEMS:
             raise ValueError(f"stem must be one of {STEMS}, got {stem!r}")
         if width < 1 or num_classes < 1:
             raise ValueError(f"width and num_classes must be positive, got width={width}, num_classes={num_classes}")
-        unit, post = layers.split_options(variant, unit_options)
         self.variant, self.dim, self.stem_kind = variant, dim, stem
         if stem == "imagenet":
             self.conv1 = _CONV[dim](in_channels, width, 7, stride=2, padding=3, bias=False)
-            self.maxpool = _MAXPOOL[dim](3, stride=2, padding=1)
+            pool = kernels.stem_pool_class() if dim == 2 else nn.MaxPool1d
+            self.maxpool = pool(3, stride=2, padding=1)
         else:
             self.conv1 = _CONV[dim](in_channels, width, 3, stride=1, padding=1, bias=False)
             self.maxpool = nn.Identity()
         self.bn1 = _BN[dim](width)
         self.relu = nn.ReLU(inplace=True)
         stages, channels = [], width
+        layers_of = dict(conv_layer=conv_layer, attn_layer=attn_layer)
         for index, count in enumerate(blocks):
             out_channels = width * 2 ** index
             last = index == len(blocks) - 1
             stride = 1 if index == 0 or (last and dilate_last) else 2
             dilation = 2 if last and dilate_last else 1
-            stage = [BasicBlock(variant, channels, out_channels, stride, 1, dim, unit, post)]
-            stage += [BasicBlock(variant, out_channels, out_channels, 1, dilation, dim, unit, post)
-                      for _ in range(count - 1)]
+            stage = [BasicBlock(channels, out_channels, stride, 1, dim, **layers_of)]
+            stage += [BasicBlock(out_channels, out_channels, 1, dilation, dim, **layers_of) for _ in range(count - 1)]
             stages.append(nn.Sequential(*stage))
             channels = out_channels
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
@@ -113,11 +118,14 @@ class ResNet(nn.Module):
 
 
 def resnet18(variant="base", num_classes=1000, dim=2, in_channels=3, stem="imagenet", width=64, dropout=0.2,
-             **unit_options) -> ResNet:
+             dilate_last=False, **unit_options) -> ResNet:
     """BasicBlock ResNet-18 whose 3x3 block convolutions are ``variant``'s conv unit.
 
-    ``stem="imagenet"``: 7x7 stride-2 convolution and max-pool (224x224 as in the seed, or 64x64).
+    ``stem="imagenet"``: 7x7 stride-2 convolution and max-pool (224x224 as in the paper, or 64x64).
     ``stem="small"``: 3x3 stride-1 convolution, no max-pool (32x32 and 64x64 inputs).
     ``width`` scales every stage (64 is ResNet-18; the quick profile uses a narrower network).
+    ``dilate_last``: layer4 dilated instead of strided (output stride 16, for segmentation).
     """
-    return ResNet(variant, num_classes, dim, in_channels, stem, width, dropout, **unit_options)
+    conv_layer, attn_layer = layers.factories(variant, **unit_options)
+    return ResNet(conv_layer, attn_layer, num_classes, dim, in_channels, stem, width, dropout,
+                  dilate_last=dilate_last, variant=variant)

@@ -1,6 +1,6 @@
 """Semantic segmentation: a dilated ResNet-18 backbone with torchvision's DeepLabV3 head.
 
-The seed says it segmented "with Faster R-CNN", which is an object detector; a segmentation study
+The paper says it segmented "with Faster R-CNN", which is an object detector; a segmentation study
 needs a per-pixel head, so dynlab uses DeepLabV3's (atrous spatial pyramid pooling). layer4 is dilated
 instead of strided, so the backbone's output stride is 16; the logits are upsampled to the input size.
 """
@@ -11,7 +11,7 @@ from torch import nn
 from torchvision.models.segmentation.deeplabv3 import DeepLabHead
 
 from .. import layers
-from .resnet import ResNet
+from .resnet import resnet18
 
 IGNORE_INDEX = 255
 
@@ -20,8 +20,8 @@ class SegmentationModel(nn.Module):
     def __init__(self, variant="base", num_classes=21, in_channels=3, width=64, stem="imagenet", **unit_options):
         super().__init__()
         self.variant = variant
-        self.backbone = ResNet(variant, num_classes=1, dim=2, in_channels=in_channels, stem=stem, width=width,
-                               dropout=0.0, dilate_last=True, **unit_options)
+        self.backbone = resnet18(variant, num_classes=1, in_channels=in_channels, stem=stem, width=width,
+                                 dropout=0.0, dilate_last=True, **unit_options)
         # classification parts of the backbone are not used
         self.backbone.fc = nn.Identity()
         self.head = DeepLabHead(self.backbone.out_channels, num_classes)

@@ -4,8 +4,8 @@
 residual blocks of 64, 128 and 128 channels, each with convolutions of kernel 7, 5 and 3, then global
 average pooling. (Wang et al. use kernel 8; odd kernels keep 'same' padding symmetric.)
 
-``net1_dcnn`` / ``net2_dcnn``: the seed's small CNNs (one or two conv layers -> BN -> ReLU -> max-pool
--> dropout -> fully connected), static (``variant="base"``) or with ``dyconv`` units, and the seed's
+``net1_dcnn`` / ``net2_dcnn``: the paper's small CNNs (one or two conv layers -> BN -> ReLU -> max-pool
+-> dropout -> fully connected), static (``variant="base"``) or with ``dyconv`` units, and the paper's
 option of starting the dynamic kernels from a trained static twin (``init_dynamic_from_static``).
 """
 from __future__ import annotations
@@ -17,17 +17,16 @@ from .. import layers
 
 
 class TSBlock(nn.Module):
-    def __init__(self, variant, in_channels, channels, kernels=(7, 5, 3), unit_options=None, post_options=None):
+    def __init__(self, in_channels, channels, kernels=(7, 5, 3), *, conv_layer, attn_layer=None):
         super().__init__()
-        unit_options = unit_options or {}
         convs, norms, previous = [], [], in_channels
         for k in kernels:
-            convs.append(layers.build(variant, previous, channels, k, dim=1, padding=k // 2, **unit_options))
+            convs.append(conv_layer(previous, channels, k, dim=1, padding=k // 2))
             norms.append(nn.BatchNorm1d(channels))
             previous = channels
         self.convs, self.norms = nn.ModuleList(convs), nn.ModuleList(norms)
         self.relu = nn.ReLU(inplace=True)
-        self.attention = layers.build_post_block(variant, channels, **(post_options or {})) or nn.Identity()
+        self.attention = attn_layer(channels) if attn_layer is not None else nn.Identity()
         self.shortcut = nn.Sequential(nn.Conv1d(in_channels, channels, 1, bias=False), nn.BatchNorm1d(channels))
 
     def forward(self, x):
@@ -43,11 +42,11 @@ class TSResNet(nn.Module):
     def __init__(self, variant="base", num_classes=37, in_channels=1, channels=(64, 128, 128), dropout=0.0,
                  **unit_options):
         super().__init__()
-        unit, post = layers.split_options(variant, unit_options)
+        conv_layer, attn_layer = layers.factories(variant, **unit_options)
         self.variant = variant
         blocks, previous = [], in_channels
         for c in channels:
-            blocks.append(TSBlock(variant, previous, c, unit_options=unit, post_options=post))
+            blocks.append(TSBlock(previous, c, conv_layer=conv_layer, attn_layer=attn_layer))
             previous = c
         self.blocks = nn.Sequential(*blocks)
         self.dropout = nn.Dropout(dropout)
@@ -66,18 +65,18 @@ def tsresnet(variant="base", num_classes=37, in_channels=1, channels=(64, 128, 1
     return TSResNet(variant, num_classes, in_channels, tuple(channels), dropout, **unit_options)
 
 
-class SeedCNN(nn.Module):
-    """The seed's Net1/Net2: conv -> BN -> ReLU -> max-pool (-> conv -> BN -> ReLU -> max-pool) -> dropout -> FC."""
+class PaperCNN(nn.Module):
+    """The paper's Net1/Net2: conv -> BN -> ReLU -> max-pool (-> conv -> BN -> ReLU -> max-pool) -> dropout -> FC."""
 
     def __init__(self, variant, num_classes, length, layout, dropout=0.2, in_channels=1, **unit_options):
         super().__init__()
         if variant not in ("base", "dyconv"):
-            raise ValueError(f"the seed's Net1/Net2 come static ('base') or dynamic ('dyconv'), got {variant!r}")
-        unit, _ = layers.split_options(variant, unit_options)
+            raise ValueError(f"the paper's Net1/Net2 come static ('base') or dynamic ('dyconv'), got {variant!r}")
+        conv_layer, _ = layers.factories(variant, **unit_options)
         self.variant = variant
         stages, previous, size = [], in_channels, length
         for channels, kernel in layout:
-            stages += [layers.build(variant, previous, channels, kernel, dim=1, padding=kernel // 2, **unit),
+            stages += [conv_layer(previous, channels, kernel, dim=1, padding=kernel // 2),
                        nn.BatchNorm1d(channels), nn.ReLU(inplace=True), nn.MaxPool1d(2)]
             previous, size = channels, size // 2
         self.features = nn.Sequential(*stages)
@@ -91,20 +90,20 @@ class SeedCNN(nn.Module):
         return self.fc(self.dropout(self.features(x).flatten(1)))
 
 
-def net1_dcnn(variant="dyconv", num_classes=37, length=176, dropout=0.2, **unit_options) -> SeedCNN:
-    """The seed's Net1: one conv layer of 64 channels, kernel 7."""
-    return SeedCNN(variant, num_classes, length, [(64, 7)], dropout, **unit_options)
+def net1_dcnn(variant="dyconv", num_classes=37, length=176, dropout=0.2, **unit_options) -> PaperCNN:
+    """The paper's Net1: one conv layer of 64 channels, kernel 7."""
+    return PaperCNN(variant, num_classes, length, [(64, 7)], dropout, **unit_options)
 
 
-def net2_dcnn(variant="dyconv", num_classes=37, length=176, dropout=0.2, **unit_options) -> SeedCNN:
-    """The seed's Net2: Net1 plus a second conv layer of 128 channels, kernel 5."""
-    return SeedCNN(variant, num_classes, length, [(64, 7), (128, 5)], dropout, **unit_options)
+def net2_dcnn(variant="dyconv", num_classes=37, length=176, dropout=0.2, **unit_options) -> PaperCNN:
+    """The paper's Net2: Net1 plus a second conv layer of 128 channels, kernel 5."""
+    return PaperCNN(variant, num_classes, length, [(64, 7), (128, 5)], dropout, **unit_options)
 
 
 @torch.no_grad()
 def init_dynamic_from_static(dynamic: nn.Module, static: nn.Module, noise: float = 0.01, freeze: bool = True,
                              seed: int | None = None) -> nn.Module:
-    """The seed's pre-initialisation: each of a dynamic unit's K kernels = the trained static kernel + noise.
+    """The paper's pre-initialisation: each of a dynamic unit's K kernels = the trained static kernel + noise.
 
     ``dynamic`` and ``static`` must have the same layout (e.g. ``net1_dcnn("dyconv")`` and
     ``net1_dcnn("base")``). Matching BN and FC weights are copied too. With ``freeze=True`` the kernels

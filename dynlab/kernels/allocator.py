@@ -4,11 +4,9 @@ glibc's malloc hands out large blocks with ``mmap`` and returns them to the kern
 freed; what counts as large moves with what the process has freed so far (from 128 KiB up to 32 MiB),
 and freed memory at the top of the heap is returned too. A training step frees and allocates the
 same tensors every time, so where glibc returned them, every step gets fresh pages, which the kernel
-zero-fills one 4 KiB page fault at a time. On this project's 2-core CPU a training step of ``dyconv``'s
-ResNet-18 (batch 32, 64x64) faulted in 29 000-50 000 pages and spent 67-99 ms in the kernel; with
-the settings below, 4 000-7 500 pages (its blocks over 32 MiB) and 25-38 ms
-(``benchmarks/results/cpu_allocator.md``). How many pages a process faults in under glibc's defaults
-also varies from process to process (``base``: 0 to 570 a step), one more source of run-to-run noise.
+zero-fills one 4 KiB page fault at a time (``python -m benchmarks faults`` counts them). How many pages
+a process faults in under glibc's defaults also varies from process to process, one more source of
+run-to-run noise.
 
 ``keep_freed_memory`` pins the threshold at its largest value and stops trimming: blocks up to
 32 MiB are served from the heap and stay there for reuse, as a caching allocator would keep them.
@@ -34,7 +32,7 @@ def keep_freed_memory() -> bool:
     """Tell glibc's malloc to keep freed blocks of up to 32 MiB for reuse; True where it took effect.
 
     A no-op returning False off Linux or with a C library other than glibc (musl, macOS, Windows).
-    Process-wide and idempotent; ``fit`` and ``dynlab bench`` call it.
+    Process-wide and idempotent; ``dynlab.kernels.prepare_process`` calls it (``fit`` and ``dynlab bench``).
     """
     global _applied
     if _applied:

@@ -1,4 +1,4 @@
-"""``dynlab.allocator``: freed tensors' memory is reused, not faulted in again, once it is switched on."""
+"""``dynlab.kernels.allocator``: freed tensors' memory is reused, not faulted in again, once it is switched on."""
 import os
 import subprocess
 import sys
@@ -12,7 +12,7 @@ import pytest
 # ``keep_freed_memory`` every step faults its tensors in.
 STEPS = """
 import resource, sys, torch
-from dynlab.allocator import keep_freed_memory
+from dynlab.kernels.allocator import keep_freed_memory
 if sys.argv[1] == "keep" and not keep_freed_memory():
     sys.exit("keep_freed_memory() did not take effect")
 def step():

@@ -1,15 +1,29 @@
-"""What the training engine and the notebooks know of a variant: four model-level functions.
+"""The model-level protocol: what a model built from dynlab units offers, whatever its variants.
 
-``set_temperature``, ``auxiliary_loss``, ``collect_attention`` and ``bind`` work on any model that
-contains dynlab units, whatever the variant, so the engine never needs to know which one it trains.
+``bind`` gives ``local`` units their shared kernel representation; ``set_temperature``,
+``uses_temperature``, ``auxiliary_loss`` and ``needs_precise_batchnorm`` are what training asks of a
+model (the engine's callbacks call them, so the loop never needs to know a variant);
+``collect_attention`` is what the notebooks draw.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from ._unit import AttentionRecorder, ConvUnit
+from .unit import AttentionRecorder, ConvUnit
 from .local_attention import KernelRepresentation, PixelMixtureConv
+
+#: what ``collect_attention`` returns per unit: kind -> its shape for a batch of B
+ATTENTION_KINDS = {
+    "kernel": "(B, K): the weight of each kernel",
+    "channel": "(B, C_in): input-channel attention",
+    "filter": "(B, C_out): output-channel attention",
+    "spatial": "(B, k^d): attention over kernel positions",
+    "pixel": "(B, K, *S): the weight of each kernel at each output position",
+    "gates": "(B, C_out): open (1) or closed (0) output channels",
+    "orientation": "(B, C_out, *S): the winning orientation at each output position",
+    "se": "(B, C): squeeze-and-excitation channel weights",
+}
 
 
 def set_temperature(model: nn.Module, temperature: float) -> int:
@@ -37,7 +51,7 @@ def needs_precise_batchnorm(model: nn.Module) -> bool:
     steps, no longer match: the attention in evaluation mode differs from training, every later
     BatchNorm sees other inputs than its running statistics describe, and accuracy collapsed (on
     Adiac, 4% in evaluation mode against 34% in training mode on the same series). Recomputing the
-    statistics with the final weights ("precise BN", ``dynlab.train.recalibrate_batchnorm``) fixes it.
+    statistics with the final weights ("precise BN", ``dynlab.engine.recalibrate_batchnorm``) fixes it.
     """
     return any(isinstance(m, ConvUnit) and m.batchnorm_in_attention for m in model.modules())
 
@@ -110,8 +124,7 @@ def bind(model: nn.Module) -> nn.Module:
 def collect_attention(model: nn.Module, x: torch.Tensor) -> dict[str, dict[str, torch.Tensor]]:
     """One forward in eval mode; returns ``{module_name: {kind: tensor}}`` (detached, on the CPU).
 
-    Kinds: ``kernel`` (B, K), ``channel`` (B, C_in), ``filter`` (B, C_out), ``spatial`` (B, k^d),
-    ``pixel`` (B, K, *S), ``gates`` (B, C_out), ``orientation`` (B, C_out, *S), ``se`` (B, C).
+    The kinds and their shapes are ``ATTENTION_KINDS``; which a variant records, its registry entry.
     """
     recorders = {n: m for n, m in model.named_modules() if isinstance(m, AttentionRecorder)}
     modes = {m: m.training for m in model.modules()}  # each module's own mode (frozen parts may be in eval)

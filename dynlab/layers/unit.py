@@ -1,4 +1,5 @@
-"""Plumbing shared by every conv unit: argument checks, the functional convolution, recording.
+"""What every conv unit shares: its ``nn.ConvNd`` arguments and their checks, the functional convolution,
+the MAC count of one convolution, attention recording and kernel initialisation.
 
 A *conv unit* replaces a 3x3 convolution inside a residual block. It is built from the same
 arguments as ``nn.Conv1d``/``nn.Conv2d`` (``dim`` picks which) plus options of its own.
@@ -175,20 +176,14 @@ def single_kernel(shape: tuple[int, ...]) -> nn.Parameter:
     return nn.Parameter(weight)
 
 
-def stack_for_dense_conv(kernels: torch.Tensor, groups: int) -> torch.Tensor:
-    """(K, C_out, C_in/g, *k) -> (K*C_out, C_in/g, *k), ordered so that a grouped conv keeps groups apart.
+def conv_per_sample(unit: ConvUnit, x: torch.Tensor, weights: torch.Tensor, bias: torch.Tensor | None = None):
+    """Convolve every sample with its own kernel: ``weights`` is (B, C_out, C_in/g, *k), ``bias`` (B, C_out).
 
-    A grouped convolution assigns output channels to groups in contiguous blocks, so the K copies of
-    each group's filters must sit inside that group's block: order (group, kernel, filter).
+    The batch-as-groups trick of Chen et al. and the ODConv and CondConv references: the batch becomes the
+    channels of one sample, the B kernels the groups of one grouped convolution.
     """
-    k, c_out = kernels.shape[:2]
-    rest = kernels.shape[2:]
-    return kernels.reshape(k, groups, c_out // groups, *rest).transpose(0, 1).reshape(k * c_out, *rest)
-
-
-def unstack_dense_output(y: torch.Tensor, count: int, groups: int) -> torch.Tensor:
-    """Inverse ordering of ``stack_for_dense_conv`` on the output: (B, K*C_out, *S) -> (B, K, C_out, *S)."""
-    b, channels = y.shape[:2]
-    rest = y.shape[2:]
-    c_out = channels // count
-    return y.reshape(b, groups, count, c_out // groups, *rest).transpose(1, 2).reshape(b, count, c_out, *rest)
+    batch = x.shape[0]
+    out = unit.conv(x.reshape(1, batch * unit.in_channels, *x.shape[2:]),
+                    weights.reshape(batch * unit.out_channels, *weights.shape[2:]),
+                    None if bias is None else bias.reshape(-1), groups=batch * unit.groups)
+    return out.reshape(batch, unit.out_channels, *out.shape[2:])

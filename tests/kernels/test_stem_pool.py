@@ -3,8 +3,8 @@ import pytest
 import torch
 from torch import nn
 
+from dynlab.kernels.stem_pool import StemMaxPool2d
 from dynlab.models import resnet18
-from dynlab.models.stem_pool import StemMaxPool2d
 
 GEOMETRIES = [  # (batch, channels, height, width, kernel, stride, padding)
     (4, 8, 32, 32, 3, 2, 1),  # the ImageNet stem's pool

@@ -1,12 +1,9 @@
 """The ImageNet stem's max pool, computed through channels-last memory on the CPU.
 
 PyTorch's CPU max pool over an NCHW tensor works one channel plane at a time, without vector
-instructions; over a channels-last tensor it vectorizes across channels. On this project's 2-core
-CPU the stem's 3x3, stride-2 pool of a (32, 64, 32, 32) batch (ResNet-18 on 64x64 images) took
-10-13 ms in NCHW and 2.3-3.1 ms through a channels-last copy, forward and backward 13-17 ms and
-5.4-8 ms; ``base``'s inference at 64x64 became 6-13% faster (``benchmarks/results/cpu_stem_pool.md``).
-Its backward scatters the gradient through the forward's indices with the NCHW kernel, which is
-faster here than the channels-last one.
+instructions; over a channels-last tensor it vectorizes across channels, so the stem's pool runs
+through a channels-last copy (``python -m benchmarks pool`` times both). Its backward scatters the
+gradient through the forward's indices with the NCHW kernel, which was the faster of the two.
 
 Values, indices and gradients are ``nn.MaxPool2d``'s, ties included: both kernels keep the first
 maximum of a window, and after the stem's ReLU many windows are all zeros. On other devices, under
