@@ -5,11 +5,9 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
-from dynlab.train import TinyNet, evaluate, load_checkpoint, smoke_datasets
-
-torch.set_num_threads(1)
+from dynlab.engine import evaluate, load_checkpoint
+from dynlab.engine.smoke import TinyNet, smoke_datasets
 
 
 def free_port() -> int:
@@ -18,13 +16,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_torchrun_two_processes_train_and_the_saved_model_loads(tmp_path):
     out = tmp_path / "run"
     samples = 196  # val and test get 49 samples: the two processes evaluate unequal shards (25 and 24)
     command = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
-        f"--master_port={free_port()}", "-m", "dynlab.train", "--smoke", str(out), "--device", "cpu",
+        f"--master_port={free_port()}", "-m", "dynlab.engine.smoke", "--smoke", str(out), "--device", "cpu",
         "--epochs", "3", "--samples", str(samples), "--quiet",
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=150)

@@ -9,21 +9,19 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from dynlab import layers
+from dynlab.engine import (CheckpointMismatchError, History, evaluate, fit, load_checkpoint, make_optimizer,
+                           recalibrate_batchnorm)
+from dynlab.engine.smoke import TinyNet, smoke_datasets
 from dynlab.metrics import ConfusionMatrix
-# Tiny models train fastest on one thread, and one thread keeps them fast on a shared CPU.
-torch.set_num_threads(1)
 
-from dynlab.train import (  # noqa: E402
-    CheckpointMismatchError,
-    History,
-    TinyNet,
-    evaluate,
-    fit,
-    load_checkpoint,
-    make_optimizer,
-    recalibrate_batchnorm,
-    smoke_datasets,
-)
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models train fastest on one thread, and one thread keeps them fast on a shared CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 class PlainNet(nn.Module):
@@ -429,7 +427,7 @@ def test_profiles():
     assert quick.model_kwargs("classification") == {"stem": "small", "width": 16, "dropout": 0.2}
     assert quick.model_kwargs("timeseries")["channels"] == (32, 64, 64)
     assert quick.fit_kwargs("segmentation")["task"] == "segmentation"
-    with pytest.raises(ValueError, match="valid profiles: quick, full, seed"):
+    with pytest.raises(ValueError, match="valid profiles: quick, full, paper"):
         get_profile("fast")
     with pytest.raises(dataclasses.FrozenInstanceError):
         quick.name = "other"
