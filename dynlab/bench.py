@@ -1,10 +1,10 @@
 """Speed, memory and MAC ratios of every variant's ResNet-18 to ``base``, measured side by side.
 
-What it measures (DESIGN §7, issue 4):
+What it measures:
 
-- **MAC ratio**: ``dynlab.flops.profile(model, (batch, 3, size, size)).macs`` over ``base``'s.
+- **MAC ratio**: ``dynlab.flops.cost(model, (batch, 3, size, size)).macs`` over ``base``'s.
 - **Training step**: forward, cross-entropy (+ the variant's auxiliary loss), backward and one Adam
-  step (fused, from ``dynlab.train.make_optimizer``, as ``fit`` trains). **Inference**: one forward in
+  step (fused, from ``dynlab.engine.make_optimizer``, as ``fit`` trains). **Inference**: one forward in
   eval mode without gradients. Every variant's model is built once; each repeat times every variant
   once, in a rotated order (so no variant always runs first or after the same neighbour), after
   warm-up steps; the reported time is the median over repeats and the ratio is to ``base``'s median
@@ -24,14 +24,15 @@ What it measures (DESIGN §7, issue 4):
   gradient on CUDA; 16 on CPU: weight, gradient and two Adam moments) and gives the rest, activations
   and temporaries, as its own ratio: with K = 4 kernels ``dyconv`` and ``odconv4x`` have four times
   ``base``'s parameters, which no choice of algorithm can shrink.
-- **Allocator**: the timings run with freed memory kept for reuse (``dynlab.allocator``), as ``fit``
+- **Allocator**: the timings run with freed memory kept for reuse (``dynlab.kernels.allocator``), as ``fit``
   trains, so that no step faults its blocks of up to 32 MiB in afresh, whatever the process ran
   before; the report says so where it took effect (glibc on Linux).
 - **hard at batch 1**: inference of ``hard`` with its gates forced to an open rate of exactly 0.5
   (gate weights zeroed, biases +-6 on alternate channels) against ``base``, interleaved; the goal is
   a wall-time ratio below 1.
 
-Use ``main(argv)`` (the ``dynlab bench`` command), or ``run_benchmark(...)`` and ``format_report``.
+Use ``main(argv)`` (the ``dynlab bench`` command, ``python -m benchmarks steps``), or ``run_benchmark(...)``
+and ``format_report``; ``Runner``, ``build`` and ``inputs`` are the pieces the other benchmarks reuse.
 """
 from __future__ import annotations
 
@@ -47,9 +48,9 @@ import time
 import torch
 import torch.nn.functional as F
 
-from .allocator import keep_freed_memory
-from .layers.mixing import PATHS
-from .train import make_optimizer
+from . import kernels
+from .engine import make_optimizer
+from .kernels.per_sample import PATHS
 
 PER_MAC_GOAL = 1.2
 MEMORY_GOAL = 2.0
@@ -61,7 +62,7 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune-no-cudagraphs")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add the benchmark's options to ``parser`` (used by ``benchmarks/step_time.py`` and ``dynlab bench``)."""
+    """Add the benchmark's options to ``parser`` (``dynlab bench`` and ``python -m benchmarks steps``)."""
     from . import layers
 
     parser.add_argument("--variants", nargs="+", choices=layers.names(), default=None, metavar="VARIANT",
@@ -89,7 +90,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 # -- models and steps -------------------------------------------------------------------------------
 
 
-def _build(variant: str, stem: str, width: int, device: str, seed: int = 0):
+def build(variant: str, stem: str, width: int, device: str, seed: int = 0):
     from .device import prepare_model
     from .models import resnet18
 
@@ -97,14 +98,14 @@ def _build(variant: str, stem: str, width: int, device: str, seed: int = 0):
     return prepare_model(resnet18(variant, NUM_CLASSES, stem=stem, width=width), torch.device(device))
 
 
-class _Runner:
+class Runner:
     """One variant's model, optimiser and (optionally compiled) forward, with a timed step and inference."""
 
     def __init__(self, variant, stem, width, device, amp, compile_model, compile_mode="default", path="auto"):
         self.variant = variant
         self.device = device
         self.amp = amp
-        self.model = _build(variant, stem, width, device)
+        self.model = build(variant, stem, width, device)
         for module in self.model.modules():
             if hasattr(module, "path"):
                 module.path = path
@@ -150,7 +151,7 @@ class _Runner:
         return time.perf_counter() - start
 
 
-def _inputs(batch, size, device, seed=0):
+def inputs(batch, size, device, seed=0):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, 3, size, size, generator=g).to(device)
     if device == "cuda":
@@ -170,20 +171,20 @@ def _status_kib(field: str) -> int:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
-def _memory_probe(variant, stem, size, batch, width, threads, path="auto"):
+def memory_probe(variant, stem, size, batch, width, threads, path="auto"):
     """Child process: peak resident growth (MiB) of one steady-state training step; see the module doc."""
     import ctypes
 
     if threads:
         torch.set_num_threads(threads)
-    warm = _Runner(variant, stem, 8, "cpu", amp=False, compile_model=False, path=path)
-    warm.train_step(*_inputs(2, size, "cpu"))  # page in the code of the same kernels, so it is not counted
+    warm = Runner(variant, stem, 8, "cpu", amp=False, compile_model=False, path=path)
+    warm.train_step(*inputs(2, size, "cpu"))  # page in the code of the same kernels, so it is not counted
     del warm
-    x, y = _inputs(batch, size, "cpu")
+    x, y = inputs(batch, size, "cpu")
     libc = ctypes.CDLL("libc.so.6")
     libc.malloc_trim(0)
     before = _status_kib("VmRSS")
-    runner = _Runner(variant, stem, width, "cpu", amp=False, compile_model=False, path=path)
+    runner = Runner(variant, stem, width, "cpu", amp=False, compile_model=False, path=path)
     runner.train_step(x, y)
     libc.malloc_trim(0)
     with open("/proc/self/clear_refs", "w") as f:
@@ -195,13 +196,13 @@ def _memory_probe(variant, stem, size, batch, width, threads, path="auto"):
 
 def _peak_memory_cpu(variant, stem, size, batch, width, threads, path="auto") -> float:
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
-    code = (f"from dynlab.bench import _memory_probe; "
-            f"_memory_probe({variant!r}, {stem!r}, {size}, {batch}, {width}, {threads!r}, {path!r})")
+    code = (f"from dynlab.bench import memory_probe; "
+            f"memory_probe({variant!r}, {stem!r}, {size}, {batch}, {width}, {threads!r}, {path!r})")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])["peak_mib"]
 
 
-def _peak_memory_cuda(runner: _Runner, x, y) -> float:
+def _peak_memory_cuda(runner: Runner, x, y) -> float:
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
     start = torch.cuda.memory_allocated()
@@ -229,9 +230,9 @@ def hard_batch1(stem, size, width, device, repeats) -> dict:
     """Inference wall time of ``hard`` at open rate 0.5 against ``base``, batch 1, interleaved."""
     from .layers import GatedConv
 
-    models = {"base": _build("base", stem, width, device), "hard": _build("hard", stem, width, device)}
+    models = {"base": build("base", stem, width, device), "hard": build("hard", stem, width, device)}
     force_open_rate_half(models["hard"])
-    x, _ = _inputs(1, size, device)
+    x, _ = inputs(1, size, device)
     times = {name: [] for name in models}
     for m in models.values():
         m.eval()
@@ -274,20 +275,20 @@ def run_benchmark(variants=None, stem="imagenet", size=64, batch=32, width=64, r
                   compile_mode="default", path="auto") -> dict:
     """Time every variant against ``base`` in one interleaved run; returns a dict for ``format_report``."""
     from . import layers
-    from .flops import profile
+    from .flops import cost
 
     if threads:
         torch.set_num_threads(threads)
     if device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("--device cuda asked for, but torch sees no CUDA device")
-    kept_freed_memory = keep_freed_memory()  # as ``fit`` trains
+    kept_freed_memory = kernels.prepare_process()  # as ``fit`` trains
     log = log or (lambda message: None)
     names = ["base"] + [v for v in (variants or layers.names()) if v != "base"]
     load_start = os.getloadavg()
-    runners = {v: _Runner(v, stem, width, device, amp, compile, compile_mode, path) for v in names}
-    macs = {v: profile(_build(v, stem, width, "cpu"), (batch, 3, size, size)).macs for v in names}
+    runners = {v: Runner(v, stem, width, device, amp, compile, compile_mode, path) for v in names}
+    macs = {v: cost(build(v, stem, width, "cpu"), (batch, 3, size, size)).macs for v in names}
     parameters = {v: sum(p.numel() for p in runners[v].model.parameters() if p.requires_grad) for v in names}
-    x, y = _inputs(batch, size, device)
+    x, y = inputs(batch, size, device)
     for v, runner in runners.items():
         start = time.perf_counter()
         for _ in range(warmup):
@@ -354,7 +355,7 @@ def format_report(result: dict) -> str:
         + (f", {m['gpu']}" if "gpu" in m else "") + f"; median of {s['repeats']} interleaved repeats after "
         f"{s['warmup']} warm-up; load average {result['load_average']['start'][0]:.2f} at start, "
         f"{result['load_average']['end'][0]:.2f} at end"
-        + ("; freed memory kept for reuse (`dynlab.allocator`)." if s.get("kept_freed_memory") else "."),
+        + ("; freed memory kept for reuse (`dynlab.kernels.allocator`)." if s.get("kept_freed_memory") else "."),
         "",
         "| variant | MAC ratio | train ms | train ratio | train per-MAC | infer ms | infer ratio | infer per-MAC "
         "| train img/s | infer img/s |"
@@ -386,7 +387,7 @@ def format_report(result: dict) -> str:
 
 
 def main(argv=None) -> int:
-    """``dynlab bench`` / ``python benchmarks/step_time.py``: print the markdown report."""
+    """``dynlab bench`` / ``python -m benchmarks steps``: print the markdown report."""
     parser = add_arguments(argparse.ArgumentParser(prog="dynlab bench", description=__doc__.split("\n")[0]))
     args = parser.parse_args(argv)
     result = run_benchmark(

@@ -1,4 +1,4 @@
-"""The ``dynlab`` command line: train, evaluate, study, adiac, flops, bench, data download."""
+"""The ``dynlab`` command line: train, evaluate, study, adiac, search, flops, bench, data download."""
 from __future__ import annotations
 
 import argparse
@@ -7,13 +7,14 @@ import sys
 
 EXAMPLES = """examples:
   dynlab study --profile quick                      # every variant x task on the embedded data
-  dynlab study --tasks timeseries --variants base dyconv --seeds 0 1 2 --out runs/adiac
+  dynlab study --tasks timeseries --variants base dyconv --seeds 0 1 2 --out runs/study-timeseries
   dynlab train --variant odconv --task classification --epochs 5 --out runs/odconv-cls
   dynlab train --variant odconv --task classification --out runs/odconv-cls --resume
   dynlab evaluate --variant odconv --task classification --out runs/odconv-cls
   dynlab adiac --jobs 2 --publish results          # every Adiac protocol and variant (hours on a CPU)
   dynlab adiac --protocols standard --variants base dyconv --seeds 0 1
   dynlab adiac --protocols refit --variants base --start-from results   # final runs on all 390 series
+  dynlab search recipes --jobs 2                     # how the Adiac recipe was chosen (on validation)
   dynlab flops --variants base odconv odconv4x
   dynlab bench --stem small --size 32
   dynlab data download adiac
@@ -22,22 +23,24 @@ DATASETS = ("tiny-imagenet", "voc2012", "adiac")
 
 
 def _add_common(p, *, many: bool) -> None:
-    from . import layers, profiles, study
+    from . import layers, profiles
+    from .data.tasks import DATA, TASKS
 
     if many:
         p.add_argument("--variants", nargs="+", choices=layers.names(), default=None, metavar="VARIANT",
                        help=f"variants (default: all of {', '.join(layers.names())})")
-        p.add_argument("--tasks", nargs="+", choices=study.TASKS, default=None, metavar="TASK",
-                       help=f"tasks (default: all of {', '.join(study.TASKS)})")
+        p.add_argument("--tasks", nargs="+", choices=TASKS, default=None, metavar="TASK",
+                       help=f"tasks (default: all of {', '.join(TASKS)})")
     else:
         p.add_argument("--variant", required=True, choices=layers.names(), metavar="VARIANT",
                        help=f"one of {', '.join(layers.names())}")
-        p.add_argument("--task", required=True, choices=study.TASKS, metavar="TASK",
-                       help=f"one of {', '.join(study.TASKS)}")
-    p.add_argument("--data", choices=study.DATA, default="synthetic",
+        p.add_argument("--task", required=True, choices=TASKS, metavar="TASK",
+                       help=f"one of {', '.join(TASKS)}")
+    p.add_argument("--data", choices=DATA, default="synthetic",
                    help="synthetic stand-ins (default; time series is always the real Adiac) or the real data sets")
-    p.add_argument("--profile", choices=profiles.names(), default=None,
-                   help="quick (narrow, short; the default without a GPU or with DYNLAB_QUICK=1) or full")
+    p.add_argument("--profile", choices=[*profiles.names(), *profiles.RENAMED], default=None, metavar="PROFILE",
+                   help=f"one of {', '.join(profiles.names())}: quick (narrow, short; the default without a GPU or "
+                        "with DYNLAB_QUICK=1), full, or paper (the paper's own settings)")
     p.add_argument("--epochs", type=int, default=None, help="override the profile's number of epochs")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: the best available)")
     p.add_argument("--limit", type=int, default=None, help="at most this many samples per split (smoke runs)")
@@ -52,7 +55,7 @@ def _positive(args) -> None:
 
 
 def _train(args) -> int:
-    from . import study
+    from .experiments import study
 
     _positive(args)
     run = study.train_variant(args.variant, args.task, data=args.data, profile=args.profile, seed=args.seed,
@@ -68,15 +71,15 @@ def _train(args) -> int:
 def _evaluate(args) -> int:
     from pathlib import Path
 
-    from . import study
-    from .train import evaluate, load_checkpoint
+    from .engine import evaluate, load_checkpoint
+    from .experiments import build_model, load_data
 
     _positive(args)
     checkpoint = Path(args.out) / "best.pt"
     if not checkpoint.exists():
         raise FileNotFoundError(f"no best.pt in {args.out}: train there first (dynlab train --out {args.out} ...)")
-    data = study.load_data(args.task, args.data, args.profile, args.seed, args.fold, args.limit)
-    model = study.build_model(args.variant, args.task, data, args.profile)
+    data = load_data(args.task, args.data, args.profile, args.seed, args.fold, args.limit)
+    model = build_model(args.variant, args.task, data, args.profile)
     load_checkpoint(checkpoint, model)
     split = {"test": data.test, "val": data.val, "train": data.train}[args.split]
     metrics = evaluate(model, split, args.task, device=args.device)
@@ -85,12 +88,12 @@ def _evaluate(args) -> int:
 
 
 def _study(args) -> int:
-    from . import study
+    from .experiments import study
 
     _positive(args)
     out = study.run_study(args.variants, args.tasks, data=args.data, profile=args.profile, seeds=args.seeds,
                           folds=args.folds, out=args.out, epochs=args.epochs, device=args.device, quiet=args.quiet,
-                          limit=args.limit, command=args.command_line)
+                          limit=args.limit, command=args.command_line, jobs=args.jobs)
     print(f"report: {out / 'report.md'}\nresults: {out / 'results.csv'}")
     return 0
 
@@ -100,12 +103,12 @@ def _interrupt(signum, frame):
 
 
 def _adiac(args) -> int:
-    from . import adiac
+    from .experiments import adiac
 
     _positive(args)
     previous_handler = signal.signal(signal.SIGTERM, _interrupt)  # `kill` or `timeout` stops it like Ctrl-C
     try:
-        out = adiac.run_grid(args.protocols, args.out, variants=args.variants, seeds=args.seeds, folds=args.folds,
+        out = adiac.run_adiac(args.protocols, args.out, variants=args.variants, seeds=args.seeds, folds=args.folds,
                              fold_variants=args.fold_variants, jobs=args.jobs, device=args.device,
                              epochs=args.epochs, limit=args.limit, quiet=args.quiet, command=args.command_line,
                              recipe=args.recipe, start_from=args.start_from)
@@ -129,10 +132,27 @@ def _adiac(args) -> int:
     return 0
 
 
+def _search(args) -> int:
+    from .experiments import searches
+
+    _positive(args)
+    if args.search == "recipes":
+        table = searches.recipe_search(args.recipes, args.seeds, out=args.out or "runs/adiac-recipes", jobs=args.jobs,
+                                       device=args.device, epochs=args.epochs, quiet=args.quiet,
+                                       command=args.command_line)
+    else:
+        table = searches.odconv_norm(args.variants, args.seeds, out=args.out or "runs/adiac-odconv-norm",
+                                     results=args.results, jobs=args.jobs, device=args.device, epochs=args.epochs,
+                                     quiet=args.quiet, command=args.command_line)
+    print(table)
+    return 0
+
+
 def _flops(args) -> int:
     from . import flops
 
-    print("Parameters and MACs (multiply-accumulates; FLOPs = 2 x MACs), by DESIGN §7's convention.")
+    print("Parameters and MACs (multiply-accumulates; FLOPs = 2 x MACs), by the ODConv authors' convention "
+          "(see dynlab.flops).")
     print(flops.format_table(flops.table(args.variants)))
     return 0
 
@@ -151,7 +171,8 @@ def _download(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import adiac, bench, layers
+    from . import bench, layers, profiles
+    from .experiments import adiac
 
     parser = argparse.ArgumentParser(prog="dynlab", formatter_class=argparse.RawDescriptionHelpFormatter,
                                      description="Dynamic convolution course kit: train, compare and count dynamic CNNs.",
@@ -185,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="time series: the seed's 10-fold protocol on these folds")
     p.add_argument("--out", default=None, help="study folder (default: runs/study-PROFILE-DATA); re-runs skip "
                                                 "finished cells")
+    p.add_argument("--jobs", type=int, default=1, help="cells trained in parallel processes")
     p.set_defaults(func=_study)
 
     p = sub.add_parser("adiac", help="the Adiac study: standard split (every variant, 5 seeds; selected, then "
@@ -200,8 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fold-variants", nargs="*", choices=layers.names(), default=list(adiac.FOLD_VARIANTS),
                    metavar="VARIANT", help="tsresnet variants in the 10-fold protocol, beside the seed's Net1/Net2 "
                                            "(none: the seed's networks only)")
-    p.add_argument("--recipe", choices=list(adiac.RECIPES), default=None,
-                   help=f"tsresnet's training recipe (default: the full profile's, {adiac.DEFAULT_RECIPE!r})")
+    p.add_argument("--recipe", choices=list(profiles.TIMESERIES_RECIPES), default=None,
+                   help=f"tsresnet's training recipe (default: the full profile's, {profiles.DEFAULT_RECIPE!r})")
     p.add_argument("--jobs", type=int, default=1, help="cells trained in parallel processes")
     p.add_argument("--out", default="runs/adiac", help="grid folder; a re-run skips finished cells")
     p.add_argument("--publish", default=None, metavar="FOLDER",
@@ -214,6 +236,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="at most this many series per split (smoke runs)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_adiac)
+
+    p = sub.add_parser("search", help="experiments beside the Adiac grid: the recipe search, ODConv without "
+                                      "attention BatchNorm", epilog=EXAMPLES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("search", choices=("recipes", "odconv-norm"),
+                   help="recipes: tsresnet base with each candidate recipe, chosen on validation; odconv-norm: "
+                        "odconv and odconv4x with attention_norm='none' beside the grid's cells")
+    p.add_argument("--recipes", nargs="+", choices=list(profiles.TIMESERIES_RECIPES), default=None, metavar="RECIPE",
+                   help="candidates for `recipes` (default: all)")
+    p.add_argument("--variants", nargs="+", choices=("odconv", "odconv4x"), default=("odconv", "odconv4x"),
+                   help="variants for `odconv-norm`")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--results", default=None, metavar="FOLDER",
+                   help="the grid's results for `odconv-norm` (default: the committed ones)")
+    p.add_argument("--jobs", type=int, default=1, help="cells trained in parallel processes")
+    p.add_argument("--out", default=None, help="folder (default: runs/adiac-recipes or runs/adiac-odconv-norm)")
+    p.add_argument("--epochs", type=int, default=None, help="override the recipes' epochs (smoke runs)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: the best available)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_search)
 
     p = sub.add_parser("flops", help="parameter and MAC table for every variant and task")
     p.add_argument("--variants", nargs="+", choices=layers.names(), default=None, metavar="VARIANT")

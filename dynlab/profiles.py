@@ -1,13 +1,16 @@
-"""Training profiles: how big the models, data and runs are.
+"""Profiles: the recipe of a run (optimiser, schedule, epochs) and how big its model and data are.
 
 - ``quick``: narrow networks (ResNet width 16), small images and data, few epochs, so that a notebook
   trains one variant on all three tasks in about a minute on a 2-core CPU. Its numbers show the
   method working, not what the method can reach.
-- ``full``: the seed's Table 1 for the image tasks (Adam, lr 1e-3, batch 32, 30 epochs, dropout 0.2,
+- ``full``: the paper's Table 1 for the image tasks (Adam, lr 1e-3, batch 32, 30 epochs, dropout 0.2,
   cross-entropy, ReduceLROnPlateau factor 0.1 / patience 5 / min 1e-6, early stopping patience 10,
   ResNet-18 at width 64), meant for a GPU; for Adiac, the kit's own recipe (below).
-- ``seed``: ``full`` with Tiny ImageNet upsampled to 224x224 behind the ImageNet stem, as the seed did,
-  and the seed's Table 1 recipe for Adiac as well (what ``dynlab.adiac`` trains the seed's Net1/Net2 with).
+- ``paper``: ``full`` with Tiny ImageNet upsampled to 224x224 behind the ImageNet stem, as the seed study
+  (the paper, in dynlab's names) did, and its Table 1 recipe for Adiac as well (what the Adiac
+  experiments train the paper's Net1/Net2 with). ``seed``, its name before, still works.
+- ``full+RECIPE``: ``full`` with candidate RECIPE of ``TIMESERIES_RECIPES`` for the time series
+  (the Adiac recipe search compares them).
 
 ``default_profile()`` is ``quick`` without CUDA or when ``DYNLAB_QUICK=1``, else ``full``.
 How many samples each profile uses is the data module's business: ``dynlab.data.tasks.SYNTHETIC_SIZES``
@@ -21,11 +24,12 @@ and ``REAL_SIZES``.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import asdict, dataclass, replace
 
 import torch
 
-TASKS = ("classification", "segmentation", "timeseries")
+from .data.tasks import TASKS
 
 
 @dataclass(frozen=True)
@@ -54,7 +58,7 @@ class TaskProfile:
     size: int | None = None
 
     def fit_kwargs(self) -> dict:
-        """The keyword arguments of ``dynlab.train.fit`` this profile sets."""
+        """The keyword arguments of ``dynlab.engine.fit`` this profile sets."""
         names = ("epochs", "batch_size", "lr", "weight_decay", "optimizer", "plateau_factor", "plateau_patience",
                  "plateau_min_lr", "early_stopping_patience", "lr_schedule", "label_smoothing")
         return {name: getattr(self, name) for name in names}
@@ -103,27 +107,48 @@ _QUICK = Profile(
 
 _FULL = Profile(
     "full",
-    "the seed's Table 1 for the image tasks (GPU); the kit's recipe for Adiac",
+    "the paper's Table 1 for the image tasks (GPU); the kit's recipe for Adiac",
     classification=TaskProfile(epochs=30, size=64, stem="small", width=64),
     segmentation=TaskProfile(epochs=30, size=320, stem="imagenet", width=64, dropout=0.0),
     # Adiac: 390 training series, so epochs are cheap; the light 1D ResNet needs far more than 30.
-    # 'cosine-mirror-smooth', chosen among dynlab.adiac.RECIPES on validation accuracy by
-    # benchmarks/adiac_recipes.py (results/adiac_recipes.md).
+    # 'cosine-mirror-smooth', chosen among TIMESERIES_RECIPES on validation accuracy by
+    # `dynlab search recipes` (results/adiac_recipes.md).
     timeseries=TaskProfile(epochs=200, batch_size=16, lr_schedule="cosine", plateau_patience=None,
                            plateau_min_lr=1e-5, early_stopping_patience=None, label_smoothing=0.1,
                            augment="mirror", width=64, dropout=0.0),
 )
 
-_SEED = replace(
+_PAPER = replace(
     _FULL,
-    name="seed",
-    description="the seed's own settings: Tiny ImageNet upsampled to 224x224 behind the ImageNet stem; "
+    name="paper",
+    description="the paper's own settings: Tiny ImageNet upsampled to 224x224 behind the ImageNet stem; "
                 "its Table 1 recipe for Adiac too",
     classification=replace(_FULL.classification, size=224, stem="imagenet"),
     timeseries=TaskProfile(epochs=30, width=64),
 )
 
-PROFILES: dict[str, Profile] = {p.name: p for p in (_QUICK, _FULL, _SEED)}
+PROFILES: dict[str, Profile] = {p.name: p for p in (_QUICK, _FULL, _PAPER)}
+#: names used before: old name -> current name
+RENAMED = {"seed": "paper"}
+
+_PLATEAU = TaskProfile(epochs=200, batch_size=16, plateau_patience=20, plateau_min_lr=1e-5, early_stopping_patience=50,
+                       width=64, dropout=0.0)
+_COSINE = replace(_PLATEAU, lr_schedule="cosine", plateau_patience=None, early_stopping_patience=None)
+#: candidate recipes for ``tsresnet`` on Adiac (width 64, 200 epochs, batch 16, Adam at 1e-3 unless
+#: named); the ``full`` profile's time-series recipe is the one chosen on validation (``DEFAULT_RECIPE``)
+TIMESERIES_RECIPES = {
+    "plateau": _PLATEAU,
+    "cosine": _COSINE,
+    "cosine-smooth": replace(_COSINE, label_smoothing=0.1),
+    "cosine-mirror": replace(_COSINE, augment="mirror"),
+    "cosine-mirror-smooth": replace(_COSINE, augment="mirror", label_smoothing=0.1),
+    "cosine-outline": replace(_COSINE, augment="outline"),
+    "cosine-outline-smooth": replace(_COSINE, augment="outline", label_smoothing=0.1),
+    "cosine-outline-adamw": replace(_COSINE, augment="outline", optimizer="adamw", weight_decay=0.05),
+    "cosine-outline-lr3e-3": replace(_COSINE, augment="outline", lr=3e-3),
+    "cosine-outline-dropout": replace(_COSINE, augment="outline", dropout=0.3),
+}
+DEFAULT_RECIPE = next(name for name, r in TIMESERIES_RECIPES.items() if r == _FULL.timeseries)
 
 
 def names() -> list[str]:
@@ -131,10 +156,26 @@ def names() -> list[str]:
 
 
 def get_profile(name: str) -> Profile:
+    """A profile by name: ``quick``, ``full``, ``paper`` or ``full+RECIPE`` (see the module doc)."""
+    if name in RENAMED:
+        warnings.warn(f"profile {name!r} is now called {RENAMED[name]!r}", FutureWarning, stacklevel=2)
+        name = RENAMED[name]
+    if isinstance(name, str) and name.startswith("full+"):
+        return recipe_profile(name.removeprefix("full+"))
     try:
         return PROFILES[name]
     except (KeyError, TypeError):
         raise ValueError(f"unknown profile {name!r}; valid profiles: {', '.join(PROFILES)}") from None
+
+
+def recipe_profile(recipe: str | None = None) -> Profile:
+    """The ``full`` profile with candidate ``recipe`` for the time series (None: the chosen one, ``full``)."""
+    recipe = recipe or DEFAULT_RECIPE
+    if recipe not in TIMESERIES_RECIPES:
+        raise ValueError(f"unknown recipe {recipe!r}; valid recipes: {', '.join(TIMESERIES_RECIPES)}")
+    if recipe == DEFAULT_RECIPE:
+        return _FULL
+    return replace(_FULL, name=f"full+{recipe}", timeseries=TIMESERIES_RECIPES[recipe])
 
 
 def _flag(value: str | None) -> bool:

@@ -1,6 +1,9 @@
 """Golden values recorded on main before the redesign of issue 17 (commit 'tests: golden values').
 
-The redesign moved code between modules and must not change what it computes. These values were
+The redesign moved code between modules and must not change what it computes. Deliberate changes
+since, each said in its commit: a study row's ``device`` names the threads, as Adiac rows always did;
+the Adiac report writes an empty last table cell as ``|  |`` like every other cell; the profile of
+the paper's own settings is called ``paper`` (``seed`` before), and its network class ``PaperCNN``. These values were
 recorded with the code as it stood then and are checked against the code as it stands now:
 
 - the losses and metrics of a short seeded ``fit`` of every variant on every task (quick-profile
@@ -42,12 +45,12 @@ def _variants() -> list[str]:
 
 def short_fit(variant: str, task: str) -> dict:
     """A seeded two-epoch ``fit`` of the quick-profile model on 16 samples: per-epoch numbers."""
-    from dynlab import study
-    from dynlab.train import fit
+    from dynlab.engine import fit
+    from dynlab.experiments import build_model, load_data
 
-    data = study.load_data(task, "synthetic", "quick", seed=0, limit=16)
+    data = load_data(task, "synthetic", "quick", seed=0, limit=16)
     torch.manual_seed(0)
-    model = study.build_model(variant, task, data, "quick")
+    model = build_model(variant, task, data, "quick")
     extra = {"ignore_index": data.ignore_index} if data.ignore_index is not None else {}
     history = fit(model, data.train, data.val, data.test, task=task, epochs=2, batch_size=8, lr=1e-3, seed=0,
                   device="cpu", quiet=True, **extra)
@@ -58,15 +61,15 @@ def short_fit(variant: str, task: str) -> dict:
 
 def model_shapes() -> dict:
     """State-dict keys and shapes, and the checkpoint fingerprint, of every model the kit builds."""
-    from dynlab import study
+    from dynlab.engine import model_fingerprint
+    from dynlab.experiments import build_model, load_data
     from dynlab.models import net1_dcnn, net2_dcnn
-    from dynlab.train import model_fingerprint
 
     out = {}
     for task in TASKS:
-        data = study.load_data(task, "synthetic", "quick", seed=0, limit=1)
+        data = load_data(task, "synthetic", "quick", seed=0, limit=1)
         for variant in _variants():
-            model = study.build_model(variant, task, data, "quick")
+            model = build_model(variant, task, data, "quick")
             out[f"{task}/{variant}"] = _shapes(model, model_fingerprint(model))
     for build in (net1_dcnn, net2_dcnn):
         for variant in ("base", "dyconv"):
@@ -77,9 +80,14 @@ def model_shapes() -> dict:
 
 def _shapes(model, fingerprint) -> dict:
     """``state``: one "name shape" line per state-dict entry; ``fingerprint``: the class and variant it names,
-    and a sha256 of the whole fingerprint (its parameter list repeats the state's parameters)."""
+    and a sha256 of the whole fingerprint (its parameter list repeats the state's parameters). A class
+    renamed since (``RENAMED_MODELS``) is hashed under its old name, as the checkpoints it wrote name it."""
     import hashlib
 
+    from dynlab.engine.checkpoint import RENAMED_MODELS
+
+    old_names = {new: old for old, new in RENAMED_MODELS.items()}
+    fingerprint = {**fingerprint, "model": old_names.get(fingerprint["model"], fingerprint["model"])}
     digest = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()
     return {"state": [f"{k} {'x'.join(map(str, v.shape))}" for k, v in model.state_dict().items()],
             "fingerprint": {"model": fingerprint["model"], "variant": fingerprint["variant"], "sha256": digest}}
@@ -87,14 +95,14 @@ def _shapes(model, fingerprint) -> dict:
 
 def experiment_rows(tmp: Path) -> dict:
     """Rows of a study cell and of Adiac cells, as the experiments write them (timing fields dropped)."""
-    from dynlab import adiac, study
+    from dynlab.experiments import Cell, adiac, runner, train_cell
 
     rows = {}
-    run = study.train_variant("dyconv", "timeseries", profile="quick", epochs=1, limit=24, quiet=True, device="cpu")
+    run = train_cell(Cell("timeseries", "dyconv", profile="quick"), epochs=1, limit=24, quiet=True, device="cpu")
     rows["study/timeseries/dyconv"] = run.row()
-    for cell in (adiac.Cell("standard", "tsresnet", "odconv", 0), adiac.Cell("10fold", "net1", "base", 0, 1),
-                 adiac.Cell("10fold", "net1-from-static", "dyconv", 0, 1)):
-        rows[f"adiac/{cell.name}"] = adiac.train_cell(cell, tmp / "adiac", epochs=1, limit=24, device="cpu")
+    for cell in (adiac.tsresnet_cell("standard", "odconv", 0), adiac.paper_cell("net1", "base", 1),
+                 adiac.paper_cell("net1-from-static", "dyconv", 1)):
+        rows[f"adiac/{cell.name}"] = runner.train_and_save(cell, str(tmp / "adiac"), "cpu", 1, 24, True)
     for row in rows.values():
         for key in ("train_seconds", "device"):
             row.pop(key, None)
@@ -103,8 +111,9 @@ def experiment_rows(tmp: Path) -> dict:
 
 def save_runs(where: Path) -> None:
     """A finished training run (``run/``) and a one-cell study folder (``study/``) written by the code."""
-    from dynlab import study
-    from dynlab.train import TinyNet, fit, smoke_datasets
+    from dynlab.engine import fit
+    from dynlab.engine.smoke import TinyNet, smoke_datasets
+    from dynlab.experiments import study
 
     train, val, test = smoke_datasets(samples=64, seed=0)
     torch.manual_seed(0)
@@ -119,7 +128,7 @@ def save_runs(where: Path) -> None:
 
 def adiac_report(tmp: Path) -> str:
     """The Adiac report as the report code renders it from the committed cells and meta.json."""
-    from dynlab import adiac
+    from dynlab.experiments import adiac
 
     folder = tmp / "committed-adiac"
     shutil.copytree(ROOT / "results" / "adiac_cells", folder / "cells")
@@ -129,7 +138,7 @@ def adiac_report(tmp: Path) -> str:
 
 def study_tables() -> str:
     """The task sections (tables) of the committed quick study's report, rendered from its results.csv."""
-    from dynlab import study
+    from dynlab.experiments import study
 
     text = study.report_markdown(study.read_results(ROOT / "results" / "study-quick"))
     return text[text.index("## "):]
@@ -175,7 +184,14 @@ def test_models_keep_their_state_dict_and_fingerprint(golden):
 
 
 def test_experiments_write_the_recorded_rows(golden, tmp_path):
-    _close(json.loads(json.dumps(experiment_rows(tmp_path))), golden["rows"], "rows")
+    """Rows may have gained fields since (every row now names its protocol and keeps its curve)."""
+    from dynlab.profiles import RENAMED
+
+    got = json.loads(json.dumps(experiment_rows(tmp_path)))
+    assert got.keys() == golden["rows"].keys()
+    for key, want in golden["rows"].items():
+        want = {**want, "profile": RENAMED.get(want["profile"], want["profile"])}
+        _close({k: got[key][k] for k in want}, want, f"rows.{key}")
 
 
 def test_reports_render_the_committed_results_as_before(tmp_path):
@@ -184,7 +200,8 @@ def test_reports_render_the_committed_results_as_before(tmp_path):
 
 
 def test_a_run_saved_before_keeps_loading_and_resuming(tmp_path):
-    from dynlab.train import History, TinyNet, fit, load_checkpoint, smoke_datasets
+    from dynlab.engine import History, fit, load_checkpoint
+    from dynlab.engine.smoke import TinyNet, smoke_datasets
 
     saved = GOLDEN / "saved" / "run"
     model = TinyNet("dyconv")
@@ -199,18 +216,19 @@ def test_a_run_saved_before_keeps_loading_and_resuming(tmp_path):
 
 
 def test_a_study_folder_saved_before_is_reused(tmp_path, monkeypatch):
-    from dynlab import study
+    from dynlab.experiments import runner, study
 
     folder = shutil.copytree(GOLDEN / "saved" / "study", tmp_path / "study")
 
     def refuse(*args, **kwargs):
         raise AssertionError("a finished cell of an old study folder was trained again")
 
-    monkeypatch.setattr(study, "train_variant", refuse)
+    monkeypatch.setattr(runner, "train_and_save", refuse)
     study.run_study(["base"], ["timeseries"], profile="quick", epochs=1, limit=16, out=folder, quiet=True)
     rows = study.read_results(folder)
     assert [(r["task"], r["variant"], r["seed"]) for r in rows] == [("timeseries", "base", 0)]
     assert (folder / "report.md").exists()
+    assert [p.name for p in (folder / "cells").iterdir()] == ["standard__tsresnet__base__seed0.json"]  # renamed
 
 
 if __name__ == "__main__":
