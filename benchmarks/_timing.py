@@ -1,4 +1,4 @@
-"""Timing shared by the benchmark scripts in this folder (run as ``python benchmarks/<script>.py``)."""
+"""Timing shared by the benchmarks of this folder (``python -m benchmarks MODE``)."""
 from __future__ import annotations
 
 import statistics

@@ -3,8 +3,8 @@
 On CUDA the engine uses channels-last memory and autocast (bfloat16 where the GPU supports it,
 else float16 with a gradient scaler, since float16's small range lets small gradients underflow).
 On a CPU with bfloat16 matrix units (Intel AMX, Xeon 4th generation and later) it uses bfloat16
-autocast too: convolutions run about twice as fast there (tsresnet's training step: 58 -> 28 ms on 2
-cores). Elsewhere, a CPU without them and MPS, it trains in plain float32, because emulated bfloat16
+autocast too: convolutions run about twice as fast there (``python -m benchmarks precision``).
+Elsewhere, a CPU without them and MPS, it trains in plain float32, because emulated bfloat16
 is slower than float32. ``DYNLAB_CPU_BF16=0`` (or ``1``) turns the CPU's choice off (or on).
 """
 from __future__ import annotations

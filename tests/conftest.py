@@ -5,5 +5,25 @@ outputs with float32 arithmetic, so they run in float32 on any CPU, and notebook
 (nbval kernels inherit the environment) do too; ``tests/test_cpu_bf16.py`` tests the bfloat16 path.
 """
 import os
+from pathlib import Path
+
+import pytest
+import torch
 
 os.environ["DYNLAB_CPU_BF16"] = "0"
+
+#: test folders whose tensors are tiny: one intra-op thread is fastest there and avoids OpenMP spinning
+ONE_THREAD_FOLDERS = ("layers", "kernels")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _threads(request):
+    """One thread for the modules of ``ONE_THREAD_FOLDERS`` and those that set ``ONE_THREAD = True``;
+    the thread count is restored after each module, so no setting leaks into the next."""
+    path = Path(str(request.fspath))
+    one = getattr(request.module, "ONE_THREAD", False) or path.parent.name in ONE_THREAD_FOLDERS
+    threads = torch.get_num_threads()
+    if one:
+        torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -1,8 +1,9 @@
 """``dynlab.bench`` end to end on a tiny setting: every row, its ratios and the report that prints them.
 
-No timing is judged here (CI's machine is shared); speed is what ``benchmarks/step_time.py`` reports.
+No timing is judged here (CI's machine is shared); speed is what ``python -m benchmarks`` reports.
 """
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -24,3 +25,23 @@ def test_bench_reports_every_variant_against_base():
     if sys.platform.startswith("linux"):
         assert result["settings"]["kept_freed_memory"]
         assert "freed memory kept for reuse" in report
+
+
+def test_one_entry_point_runs_every_benchmark_mode(capsys, monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1]))
+    from benchmarks.__main__ import MODES, main
+
+    assert main([]) == 0
+    listed = capsys.readouterr().out
+    assert all(mode in listed for mode in MODES)
+    for mode in MODES:
+        with pytest.raises(SystemExit) as exit_:
+            main([mode, "--help"])  # each mode's module imports and parses its options
+        assert exit_.value.code == 0, mode
+    assert main(["nonsense"]) == 2
+
+
+def test_a_forced_path_that_cannot_run_a_unit_says_so():
+    with pytest.raises(ValueError, match="'dense' cannot run this unit"):
+        run_benchmark(variants=["odconv"], size=16, batch=2, width=8, repeats=1, warmup=1, memory=False,
+                      hard_batch1_check=False, path="dense")

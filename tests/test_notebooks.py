@@ -19,7 +19,7 @@ NOTEBOOKS = ROOT / "notebooks"
 PATHS = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 IDS = [p.name for p in PATHS]
 
-#: the course as README.md and DESIGN §8 list it
+#: the course as README.md lists it
 EXPECTED = (
     "00_start_here.ipynb",
     "01_resnet18.ipynb",

@@ -9,7 +9,7 @@ last value meets the first. Two changes leave the shape itself untouched:
 
 ``OutlineAugment`` wraps a training set and applies both at random to every sample it hands out.
 Validation and test sets stay unwrapped. The randomness comes from torch's global generator, which
-``dynlab.train.fit`` seeds, so a run stays reproducible and resumable.
+``dynlab.engine.fit`` seeds, so a run stays reproducible and resumable.
 """
 from __future__ import annotations
 

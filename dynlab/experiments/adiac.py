@@ -3,9 +3,9 @@
 UCR Adiac: 781 diatom outlines, 37 classes, length 176. Three protocols:
 
 - ``standard``: every variant in ``tsresnet`` on the archive's split (390 train / 391 test), 5 seeds,
-  one recipe for all (the ``full`` profile's time-series recipe, chosen by ``searches.recipe_search``). The validation split (20% of the
-  390 training series, stratified, drawn per seed) picks the best epoch; the 391 test series are
-  scored once per run.
+  one recipe for all (the ``full`` profile's time-series recipe, chosen by ``searches.recipe_search``).
+  The validation split (20% of the 390 training series, stratified, drawn per seed) picks the best
+  epoch; the 391 test series are scored once per run.
 - ``refit``: each standard cell's final run: the same network, seed and recipe trained on all 390
   training series (the validation series too) for the recipe's whole schedule, keeping the last
   epoch. The recipe and its length were chosen on validation beforehand; the test series are scored
@@ -38,9 +38,9 @@ import numpy as np
 from .. import layers, profiles
 from ..files import atomic_write_text
 from ..metrics import paired_difference
-from .cell import PAPER_MODELS, PROTOCOLS, Cell
+from .cell import PAPER_MODELS, PROTOCOLS, Cell, cell_from_row  # noqa: F401 (cell_from_row: for readers of rows)
 from .report import Group, Line, markdown_table, plot_to, runs_by_group, summarise
-from .runner import migrate_names, read_rows, run_cells, write_csv
+from .runner import migrate_names, read_rows, run_cells, train_and_save, write_csv
 from .study import read_results as read_csv_results
 
 SEEDS = (0, 1, 2, 3, 4)
@@ -117,6 +117,12 @@ def grid(protocols: Sequence[str] = PROTOCOLS, *, variants: Sequence[str] | None
                 cells += [paper_cell(model, v, fold) for v in ("base", "dyconv")]
             cells += [tsresnet_cell("10fold", v, 0, fold, recipe) for v in fold_variants]
     return sorted(cells, key=lambda c: c.static_twin is not None)
+
+
+def train_cell(cell: Cell, out: str | os.PathLike, *, device=None, epochs: int | None = None, limit: int | None = None,
+               quiet: bool = True) -> dict:
+    """Train one cell into the grid folder ``out`` (or reload it, if finished there) and save its row."""
+    return train_and_save(cell, str(out), device, epochs, limit, quiet)
 
 
 def baselines(model: str, variant: str) -> list[Group]:

@@ -14,14 +14,8 @@ from dynlab.engine import (CheckpointMismatchError, History, evaluate, fit, load
 from dynlab.engine.smoke import TinyNet, smoke_datasets
 from dynlab.metrics import ConfusionMatrix
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models train fastest on one thread, and one thread keeps them fast on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+#: tiny models train fastest on one thread (tests/conftest.py)
+ONE_THREAD = True
 
 
 class PlainNet(nn.Module):
@@ -474,3 +468,38 @@ def test_channels_last_preparation_accepts_stacked_kernels(monkeypatch, variant)
     assert any(p.dim() == 5 for p in model.parameters())
     x = torch.randn(2, 3, 16, 16).contiguous(memory_format=torch.channels_last)
     assert model(x).shape == (2, 10)
+
+
+def test_the_loop_knows_no_variant_the_models_units_bring_their_callbacks():
+    from dynlab.engine import AuxiliaryLoss, PreciseBatchNorm, TemperatureAnnealing, model_callbacks
+
+    kinds = {name: {type(c) for c in model_callbacks(made(NormedNet, name), layers.needs_precise_batchnorm(
+        made(NormedNet, name)))} for name in ("base", "hard", "dyconv", "odconv")}
+    assert kinds["base"] == kinds["hard"] == {AuxiliaryLoss}  # hard's budget: an auxiliary loss term
+    assert kinds["dyconv"] == {TemperatureAnnealing, AuxiliaryLoss}
+    assert kinds["odconv"] == {TemperatureAnnealing, AuxiliaryLoss, PreciseBatchNorm}
+
+
+def test_a_callback_adds_a_loss_term_and_fields_to_the_record(data):
+    from dynlab.engine import Callback
+
+    class Penalty(Callback):
+        def __init__(self):
+            self.steps = 0
+
+        def on_step_start(self, trainer):
+            self.steps += 1
+
+        def extra_loss(self, trainer):
+            return 0.5 * sum((p ** 2).sum() for p in trainer.model.fc.parameters())
+
+        def before_validation(self, trainer):
+            return {"steps_so_far": self.steps}
+
+    train, val, _ = data
+    penalty = Penalty()
+    model = made(PlainNet, "base")
+    expected = 0.5 * sum(float((p.detach() ** 2).sum()) for p in model.fc.parameters())
+    history = fit(model, train, val, epochs=2, batch_size=len(train), lr=0.0, quiet=True, callbacks=[penalty])
+    assert [r["steps_so_far"] for r in history] == [1, 2]
+    assert history[0]["train_aux_loss"] == pytest.approx(expected, rel=1e-5)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import copy
-import random
 
 import pytest
 import torch
@@ -13,28 +12,9 @@ from dynlab import kernels, layers
 from dynlab.kernels import products
 from dynlab.kernels.products import stack_for_dense_conv, unstack_dense_output
 from dynlab.layers.unit import ConvUnit
+from kernel_cases import CASES
 
 TOL = dict(rtol=1e-9, atol=1e-9)
-
-
-def _random_case(seed: int):
-    """A random conv geometry: (dim, c_in, c_out, groups, kernel, stride, padding, dilation, size)."""
-    rng = random.Random(seed)
-    dim = rng.choice((1, 2))
-    groups = rng.choice((1, 2, 3))
-    c_in = groups * rng.choice((1, 2))
-    c_out = groups * rng.choice((1, 2))
-    if rng.random() < 0.25:  # depthwise
-        c_in = c_out = groups = rng.choice((2, 3))
-    kernel = tuple(rng.choice((1, 2, 3, 5)) for _ in range(dim))
-    stride = tuple(rng.choice((1, 2, 3)) for _ in range(dim))
-    dilation = tuple(rng.choice((1, 2)) for _ in range(dim))
-    padding = tuple(rng.randint(0, d * (k - 1)) for k, d in zip(kernel, dilation))
-    size = tuple(d * (k - 1) + 1 + rng.randint(0, 6) for k, d in zip(kernel, dilation))
-    return dim, c_in, c_out, groups, kernel, stride, padding, dilation, size
-
-
-CASES = [_random_case(seed) for seed in range(24)]
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"d{c[0]}-g{c[3]}-k{c[4]}-s{c[5]}-p{c[6]}")
@@ -68,7 +48,7 @@ def test_stacked_conv_takes_the_matrix_product_only_on_tiny_cpu_outputs(monkeypa
 
 
 def _plain_local(unit, x):
-    """DESIGN §3's formula with the reordered K responses and einsum: the path ``local`` had before."""
+    """The pixel mixture written with reordered K responses and einsum: the path ``local`` had before."""
     attention = unit.pixel_attention(x)
     responses = unstack_dense_output(unit.conv(x, stack_for_dense_conv(unit.weight, unit.groups)), unit.kernels,
                                      unit.groups)

@@ -9,7 +9,6 @@ No timing here: ``python -m benchmarks paths`` times them.
 from __future__ import annotations
 
 import itertools
-import random
 
 import pytest
 import torch
@@ -17,10 +16,9 @@ import torch.nn.functional as F
 
 from dynlab.kernels import im2col, per_sample
 from dynlab.layers.unit import ConvUnit
+from kernel_cases import CASES
 
 CONV = {1: F.conv1d, 2: F.conv2d}
-
-
 
 
 def per_sample_reference(unit, x, kernels, attention, spatial):
@@ -104,26 +102,6 @@ def test_a_path_that_does_not_apply_is_refused_not_swapped():
 
 
 TOL = dict(rtol=1e-9, atol=1e-9)
-
-
-def _random_case(seed: int):
-    """A random conv geometry: (dim, c_in, c_out, groups, kernel, stride, padding, dilation, size)."""
-    rng = random.Random(seed)
-    dim = rng.choice((1, 2))
-    groups = rng.choice((1, 2, 3))
-    c_in = groups * rng.choice((1, 2))
-    c_out = groups * rng.choice((1, 2))
-    if rng.random() < 0.25:  # depthwise
-        c_in = c_out = groups = rng.choice((2, 3))
-    kernel = tuple(rng.choice((1, 2, 3, 5)) for _ in range(dim))
-    stride = tuple(rng.choice((1, 2, 3)) for _ in range(dim))
-    dilation = tuple(rng.choice((1, 2)) for _ in range(dim))
-    padding = tuple(rng.randint(0, d * (k - 1)) for k, d in zip(kernel, dilation))
-    size = tuple(d * (k - 1) + 1 + rng.randint(0, 6) for k, d in zip(kernel, dilation))
-    return dim, c_in, c_out, groups, kernel, stride, padding, dilation, size
-
-
-CASES = [_random_case(seed) for seed in range(24)]
 
 
 @pytest.mark.parametrize("as_compiled", [False, True], ids=["eager", "as-compiled"])

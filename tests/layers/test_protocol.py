@@ -59,18 +59,14 @@ def test_temperature_schedule_long_run_anneals_over_ten_epochs():
         layers.TemperatureSchedule(-1)
 
 
-def _expected_kinds(name, batch, c_in, c_out, s_out, dim):
-    k = 3 ** dim
-    return {
-        "base": {},
-        "global": {"se": (batch, c_out)},
-        "local": {"pixel": (batch, 4, *s_out)},
-        "hard": {"gates": (batch, c_out)},
-        "dyconv": {"kernel": (batch, 4)},
-        "odconv": {"channel": (batch, c_in), "filter": (batch, c_out), "spatial": (batch, k)},
-        "odconv4x": {"channel": (batch, c_in), "filter": (batch, c_out), "spatial": (batch, k), "kernel": (batch, 4)},
-        "orient": {"orientation": (batch, c_out, *s_out)},
-    }[name]
+def _expected_kinds(name, unit, batch, s_out, dim):
+    """The shape ``ATTENTION_KINDS`` gives each kind the registry says ``name`` records."""
+    k = getattr(unit, "kernels", 1)
+    shapes = {"kernel": (batch, k), "channel": (batch, unit.in_channels), "filter": (batch, unit.out_channels),
+              "spatial": (batch, 3 ** dim), "pixel": (batch, k, *s_out), "gates": (batch, unit.out_channels),
+              "orientation": (batch, unit.out_channels, *s_out), "se": (batch, unit.out_channels)}
+    assert set(shapes) == set(layers.ATTENTION_KINDS)
+    return {kind: shapes[kind] for kind in layers.get(name).attention}
 
 
 @pytest.mark.parametrize("dim", [1, 2])
@@ -89,11 +85,11 @@ def test_collect_attention_kinds_and_shapes(name, dim, training):
     bn_stats = modules[1].running_mean.clone()
     result = layers.collect_attention(model, x)
     s_out = tuple(out_size(n, s=2) for n in spatial_shape(dim))
-    expected = _expected_kinds(name, batch, 4, 6, s_out, dim)
+    expected = _expected_kinds(name, unit, batch, s_out, dim)
     if not expected:
         assert result == {}
     else:
-        owner = "2" if name == "global" else "0"
+        owner = "2" if post is not None else "0"
         assert set(result) == {owner}
         assert {kind: tuple(t.shape) for kind, t in result[owner].items()} == expected
         for t in result[owner].values():

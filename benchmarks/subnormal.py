@@ -1,14 +1,14 @@
 """Consecutive training steps of one variant: step time and subnormal numbers in its kernel gradients.
 
-    python benchmarks/subnormal_steps.py                     # local, 8 steps, 64x64, batch 32, CPU
-    python benchmarks/subnormal_steps.py --variant orient --steps 12
+    python -m benchmarks subnormal                     # local, 8 steps, 64x64, batch 32, CPU
+    python -m benchmarks subnormal --variant orient --steps 12
 
 Subnormal (denormal) float32 numbers, 0 < |v| < 1.2e-38, are multiplied through a slow microcode
 path on x86 CPUs. ``dynlab bench`` times a few steps after one warm-up, so a variant whose gradients
 drift into subnormals as it trains looks fast there and slows down later. This prints, per step, the
 time and how many entries of the conv units' kernel gradients are subnormal, so that a slowdown can
-be told apart from noise (``local`` before its softmax weights under 2^-64 were set to 0: 1.2 s ->
-2.0 s within seven steps, tens of thousands of subnormal kernel-gradient entries).
+be told apart from noise (``local`` did, before ``dynlab.kernels`` set its softmax weights under 2^-64
+to 0: ``benchmarks/results/README.md`` has the steps).
 """
 from __future__ import annotations
 
@@ -32,9 +32,9 @@ def main(argv=None) -> int:
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--batch", type=int, default=32)
     args = parser.parse_args(argv)
-    runner = bench._Runner(args.variant, "imagenet", 64, "cpu", amp=False, compile_model=False)
+    runner = bench.Runner(args.variant, "imagenet", 64, "cpu", amp=False, compile_model=False)
     units = [m for m in runner.model.modules() if isinstance(m, ConvUnit)]
-    x, y = bench._inputs(args.batch, args.size, "cpu")
+    x, y = bench.inputs(args.batch, args.size, "cpu")
     print(f"{args.variant} ResNet-18, imagenet stem, {args.size}x{args.size}, batch {args.batch}, CPU, "
           f"{torch.get_num_threads()} threads, torch {torch.__version__}, Adam lr 1e-3\n")
     print("| step | ms | subnormal kernel-gradient entries |\n| ---: | ---: | ---: |")
@@ -43,7 +43,3 @@ def main(argv=None) -> int:
         count = sum(subnormal_count(u.weight.grad) for u in units if u.weight.grad is not None)
         print(f"| {step} | {seconds * 1e3:.0f} | {count} |", flush=True)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

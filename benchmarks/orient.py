@@ -1,6 +1,6 @@
 """Building ``orient``'s stacked rotated kernels: R strided copies and a concatenation, or one gather.
 
-    python benchmarks/orient_kernels.py
+    python -m benchmarks orient
 
 For ResNet-18's 3x3 weights (C, C, 3, 3), C = 64 ... 512: the time to build the (4 C, C, 3, 3)
 kernels of the stacked convolution without gradients (inference) and with their backward (training),
@@ -10,16 +10,20 @@ convolution they feed (batch 32, the map size of that stage at 64x64 input) for 
 """
 from __future__ import annotations
 
+import argparse
+
 import torch
 import torch.nn.functional as F
 
-from _timing import median_ms
-from dynlab.allocator import keep_freed_memory
-from dynlab.layers._unit import stack_for_dense_conv
-from dynlab.layers.orient import oriented_kernels, rotation_index, stacked_oriented_kernels
+from ._timing import median_ms
+from dynlab.kernels.allocator import keep_freed_memory
+from dynlab.kernels.orient import rotation_index, stacked_oriented_kernels
+from dynlab.kernels.products import stack_for_dense_conv
+from dynlab.layers.orient import oriented_kernels
 
 
-def main():
+def main(argv=None) -> int:
+    argparse.ArgumentParser(description=__doc__.split("\n")[0]).parse_args(argv)
     keep_freed_memory()  # as fit and dynlab bench run
     print("| weight | rot90 + stack, inference ms | gather, inference ms | rot90 + stack, fwd+bwd ms "
           "| gather, fwd+bwd ms | the stacked convolution's forward ms |")
@@ -46,7 +50,3 @@ def main():
             kernels = new()
             row.append(median_ms(lambda: F.conv2d(x, kernels, padding=1)))
         print(f"| ({channels}, {channels}, 3, 3) | " + " | ".join(f"{v:.2f}" for v in row) + " |", flush=True)
-
-
-if __name__ == "__main__":
-    main()

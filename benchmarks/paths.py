@@ -1,14 +1,14 @@
-"""Time every exact per-sample-kernel path of ``dynlab.layers.mixing`` on ResNet-18's unit shapes.
+"""Time every exact per-sample-kernel path of ``dynlab.kernels.per_sample`` on ResNet-18's unit shapes.
 
-    python benchmarks/unit_paths.py                       # ImageNet stem 64x64 and small stem 32x32, batch 32
-    python benchmarks/unit_paths.py --batch 32 --repeats 5
-    python benchmarks/unit_paths.py --units-only --repeats 5    # and what the units alone make of a step
+    python -m benchmarks paths                       # ImageNet stem 64x64 and small stem 32x32, batch 32
+    python -m benchmarks paths --batch 32 --repeats 5
+    python -m benchmarks paths --units-only --repeats 5    # and what the units alone make of a step
 
 For each 3x3 unit shape of ResNet-18 (input channels, output channels, stride, input size) and each
 kind of mixing (dyconv: K = 4; odconv: K = 1 with spatial attention; odconv4x: K = 4 with spatial
 attention) it prints the time of each path, forward + backward and forward alone, as a ratio to a
 static convolution of the same shape, and the path ``choose_path`` picks. This is what the
-cost-model weights in ``mixing.py`` were calibrated on.
+cost-model weights in ``dynlab/kernels/per_sample.py`` were calibrated on.
 
 ``--units-only`` adds, per kind, what the 3x3 units alone make of its whole ResNet-18's training
 step: base's step time (measured in the same run) plus, for each of the 16 units, the best path's
@@ -27,8 +27,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from dynlab.layers import mixing
-from dynlab.layers._unit import ConvUnit
+from dynlab.kernels import per_sample
+from dynlab.layers.unit import ConvUnit
 
 SHAPES = {
     "imagenet64": [(64, 64, 1, 16), (64, 128, 2, 16), (128, 128, 1, 8), (128, 256, 2, 8), (256, 256, 1, 4),
@@ -85,17 +85,15 @@ def run(batch, repeats, settings, kinds, device="cpu", units_only=False):
                 kernels = rand(count, c_out, c_in, 3, 3).requires_grad_()
                 attention = rand(batch, count, normal=False).requires_grad_() if count > 1 else None
                 spatial = rand(batch, 9, normal=False).requires_grad_() if has_spatial else None
-                paths = ["grouped", "unfold", "unfold_dense"] + ([] if has_spatial or count == 1 else ["dense"])
-                if count == 1:
-                    paths.remove("unfold_dense")
+                paths = list(per_sample.applicable_paths(count, has_spatial))
                 fns = {"static": (conv_train, conv_infer)}
                 for path in paths:
                     def train(path=path):
-                        mixing.mix_kernels_per_sample(unit, x, kernels, attention, spatial, path).sum().backward()
+                        per_sample.mix_kernels_per_sample(unit, x, kernels, attention, spatial, path).sum().backward()
 
                     def infer(path=path):
                         with torch.no_grad():
-                            mixing.mix_kernels_per_sample(unit, x, kernels, attention, spatial, path)
+                            per_sample.mix_kernels_per_sample(unit, x, kernels, attention, spatial, path)
                     fns[path] = (train, infer)
                 results = {name: ([], []) for name in fns}
                 for name, (train, infer) in fns.items():  # warm-up
@@ -106,7 +104,7 @@ def run(batch, repeats, settings, kinds, device="cpu", units_only=False):
                         results[name][0].append(_time(train, 1, device))
                         results[name][1].append(_time(infer, 1, device))
                 base_t, base_i = (statistics.median(v) for v in results["static"])
-                auto = mixing.choose_path(unit, x, count, has_spatial)
+                auto = per_sample.choose_path(unit, x, count, has_spatial)
                 if count == 1 and auto == "unfold_dense":  # one kernel: the same algorithm, listed as unfold
                     auto = "unfold"
                 for path in paths:
@@ -121,21 +119,21 @@ def run(batch, repeats, settings, kinds, device="cpu", units_only=False):
 
 def print_units_only(setting, batch, repeats, extra, device):
     """Each kind's training-step ratio to ``base`` if only its 3x3 units cost more (see the module doc)."""
-    from dynlab.bench import PER_MAC_GOAL, _build, _inputs, _Runner
-    from dynlab.flops import profile
+    from dynlab.bench import PER_MAC_GOAL, Runner, build, inputs
+    from dynlab.flops import cost
 
     stem, size = SETTING_INPUT[setting]
-    runner = _Runner("base", stem, 64, device, amp=False, compile_model=False)
-    x, y = _inputs(batch, size, device)
+    runner = Runner("base", stem, 64, device, amp=False, compile_model=False)
+    x, y = inputs(batch, size, device)
     runner.train_step(x, y)
     step = statistics.median(runner.train_step(x, y) for _ in range(max(repeats, 3)))
-    base_macs = profile(_build("base", stem, 64, "cpu"), (batch, 3, size, size)).macs
+    base_macs = cost(build("base", stem, 64, "cpu"), (batch, 3, size, size)).macs
     print(f"\n{setting}: base's training step {1e3 * step:.0f} ms. Units-only ratio = (base step + the best "
           "paths' extra time over static convolutions in all 16 units) / base step.\n")
     print("| kind | extra ms | units-only train ratio | MAC ratio | units-only per MAC | goal per MAC |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for kind, seconds in extra.items():
-        mac_ratio = profile(_build(kind, stem, 64, "cpu"), (batch, 3, size, size)).macs / base_macs
+        mac_ratio = cost(build(kind, stem, 64, "cpu"), (batch, 3, size, size)).macs / base_macs
         ratio = 1 + seconds / step
         print(f"| {kind} | {1e3 * seconds:.0f} | {ratio:.2f} | {mac_ratio:.2f} | {ratio / mac_ratio:.2f} | "
               f"{PER_MAC_GOAL} |", flush=True)
@@ -152,7 +150,3 @@ def main(argv=None):
                         help="also print, per kind, its ResNet-18's step ratio to base if only the 3x3 units cost more")
     args = parser.parse_args(argv)
     run(args.batch, args.repeats, args.settings, args.kinds, args.device, args.units_only)
-
-
-if __name__ == "__main__":
-    main()

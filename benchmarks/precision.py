@@ -1,7 +1,7 @@
 """Float32 against bfloat16 autocast on this CPU: the Adiac 1D ResNet's training step, per variant.
 
-    python benchmarks/cpu_precision.py                    # every variant, batch 16 (the Adiac recipe's)
-    python benchmarks/cpu_precision.py --variants base odconv --repeats 5
+    python -m benchmarks precision                    # every variant, batch 16 (the Adiac recipe's)
+    python -m benchmarks precision --variants base odconv --repeats 5
 
 Both precisions of a variant run side by side, interleaved, in one process; the table gives the
 median step time of each and their ratio. Where the CPU lacks bfloat16 matrix units (AMX), bfloat16
@@ -62,7 +62,3 @@ def main(argv=None) -> None:
     for variant in args.variants:
         t = step_times(variant, args.batch, args.steps, args.repeats)
         print(f"| {variant} | {t['fp32']:.1f} | {t['bf16']:.1f} | {t['fp32'] / t['bf16']:.2f} |", flush=True)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,12 +1,12 @@
 """Compile every variant's ResNet-18 with ``torch.compile`` and compare it with the eager model.
 
-    python benchmarks/compile_check.py                                   # CPU, inductor, float32
-    python benchmarks/compile_check.py --precision float64               # the gradients judged too
-    python benchmarks/compile_check.py --device cuda --width 64 --batch 32   # bf16 autocast, channels-last
-    python benchmarks/compile_check.py --variants dyconv --jsonl rows.jsonl  # one variant, rows appended
-    python benchmarks/compile_check.py --table-from rows.jsonl               # the table of collected rows
+    python -m benchmarks compile                                   # CPU, inductor, float32
+    python -m benchmarks compile --precision float64               # the gradients judged too
+    python -m benchmarks compile --device cuda --width 64 --batch 32   # bf16 autocast, channels-last
+    python -m benchmarks compile --variants dyconv --jsonl rows.jsonl  # one variant, rows appended
+    python -m benchmarks compile --table-from rows.jsonl               # the table of collected rows
 
-Training is compiled with ``fullgraph=True`` (a graph break fails the variant); see ``dynlab.compiled``
+Training is compiled with ``fullgraph=True`` (a graph break fails the variant); see ``dynlab.kernels.compile_check``
 for what is compared. Compile times are those of the first call: with inductor's on-disk caches warm
 (a second run, or variants compiled in parallel processes first) they are much shorter.
 """
@@ -15,7 +15,7 @@ import json
 import sys
 
 from dynlab import layers
-from dynlab.compiled import PRECISIONS, check_variant, format_rows
+from dynlab.kernels.compile_check import PRECISIONS, check_variant, format_rows
 
 
 def main(argv=None) -> int:
@@ -49,7 +49,3 @@ def main(argv=None) -> int:
                 f.write(json.dumps(row) + "\n")
     print(format_rows(rows))
     return 0 if all(r["passed"] for r in rows) else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,9 +1,9 @@
 """A ResNet-18 training step with PyTorch's foreach Adam against its fused Adam, side by side.
 
-    python benchmarks/optimizer_step.py                       # base, dyconv, odconv4x; 64x64, batch 32, CPU
-    python benchmarks/optimizer_step.py --variants base local --repeats 7
+    python -m benchmarks optimizer                       # base, dyconv, odconv4x; 64x64, batch 32, CPU
+    python -m benchmarks optimizer --variants base local --repeats 7
 
-``dynlab.train.make_optimizer`` (what ``fit`` and ``dynlab bench`` use) picks the fused kernels. The
+``dynlab.engine.make_optimizer`` (what ``fit`` and ``dynlab bench`` use) picks the fused kernels. The
 optimizer step costs in proportion to the parameters (the variants with K = 4 kernels hold four times
 ``base``'s), so this prints each variant's step with both, interleaved in one process (median over
 repeats after one warm-up step), and the ratios to ``base`` under each.
@@ -29,11 +29,11 @@ def main(argv=None) -> int:
     parser.add_argument("--batch", type=int, default=32)
     args = parser.parse_args(argv)
     variants = ["base"] + [v for v in args.variants if v != "base"]
-    x, y = bench._inputs(args.batch, args.size, "cpu")
+    x, y = bench.inputs(args.batch, args.size, "cpu")
     runs = {}
     for variant in variants:
         for fused in (False, True):
-            model = bench._build(variant, "imagenet", 64, "cpu")
+            model = bench.build(variant, "imagenet", 64, "cpu")
             kind = {"fused": True} if fused else {"foreach": True}
             runs[variant, fused] = (model, torch.optim.Adam(model.parameters(), lr=1e-3, **kind))
 
@@ -59,7 +59,3 @@ def main(argv=None) -> int:
         print(f"| {v} | {ms[v, False]:.0f} | {ms[v, True]:.0f} | {ms[v, True] / ms[v, False]:.2f} | "
               f"{ms[v, False] / ms['base', False]:.2f} | {ms[v, True] / ms['base', True]:.2f} |")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

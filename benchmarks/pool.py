@@ -1,6 +1,6 @@
 """The ImageNet stem's max pool: ``nn.MaxPool2d`` against ``dynlab``'s ``StemMaxPool2d`` on the CPU.
 
-    python benchmarks/stem_pool.py
+    python -m benchmarks pool
 
 First the pool alone, forward and forward + backward, on the stem's input for 64x64, 112x112 and
 224x224 images (batch 32, 64 channels, after a ReLU); then ``base``'s ResNet-18 (64x64, batch 32)
@@ -8,15 +8,16 @@ with either pool, as two models in one process, training steps and inferences in
 """
 from __future__ import annotations
 
+import argparse
 import statistics
 
 import torch
 from torch import nn
 
-from _timing import median_ms
-from dynlab.allocator import keep_freed_memory
-from dynlab.bench import _inputs, _Runner
-from dynlab.models.stem_pool import StemMaxPool2d
+from ._timing import median_ms
+from dynlab.kernels.allocator import keep_freed_memory
+from dynlab.bench import Runner, inputs
+from dynlab.kernels.stem_pool import StemMaxPool2d
 
 
 def pool_alone():
@@ -36,10 +37,10 @@ def pool_alone():
 
 def in_the_model(repeats=10):
     keep_freed_memory()  # as dynlab bench and fit run
-    runners = {"nn.MaxPool2d": _Runner("base", "imagenet", 64, "cpu", False, False),
-               "StemMaxPool2d": _Runner("base", "imagenet", 64, "cpu", False, False)}
+    runners = {"nn.MaxPool2d": Runner("base", "imagenet", 64, "cpu", False, False),
+               "StemMaxPool2d": Runner("base", "imagenet", 64, "cpu", False, False)}
     runners["nn.MaxPool2d"].model.maxpool = nn.MaxPool2d(3, 2, 1)
-    x, y = _inputs(32, 64, "cpu")
+    x, y = inputs(32, 64, "cpu")
     for runner in runners.values():
         runner.train_step(x, y)
         runner.inference(x)
@@ -55,6 +56,8 @@ def in_the_model(repeats=10):
         print(f"| {name} | {statistics.median(train[name]):.0f} | {statistics.median(infer[name]):.1f} |")
 
 
-if __name__ == "__main__":
+def main(argv=None) -> int:
+    argparse.ArgumentParser(description=__doc__.split("\n")[0]).parse_args(argv)
     pool_alone()
     in_the_model()
+    return 0

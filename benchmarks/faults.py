@@ -1,7 +1,7 @@
-"""Page faults and kernel time of a training step, with and without ``dynlab.allocator.keep_freed_memory``.
+"""Page faults and kernel time of a training step, with and without ``dynlab.kernels.allocator.keep_freed_memory``.
 
-    python benchmarks/page_faults.py                          # base and dyconv, 2 rounds
-    python benchmarks/page_faults.py --variants base odconv dyconv --rounds 3
+    python -m benchmarks faults                          # base and dyconv, 2 rounds
+    python -m benchmarks faults --variants base odconv dyconv --rounds 3
 
 Each round runs two fresh processes, one with glibc's defaults and one with freed memory kept, each
 timing 8 interleaved training steps of every variant (ImageNet stem, 64x64, batch 32) after 2 warm-up
@@ -21,14 +21,14 @@ import sys
 
 
 def child(keep: bool, variants: list[str], steps: int = 8) -> dict:
-    from dynlab.allocator import keep_freed_memory
+    from dynlab.kernels.allocator import keep_freed_memory
 
     if keep and not keep_freed_memory():
         raise SystemExit("keep_freed_memory() did not take effect here (not glibc on Linux?)")
-    from dynlab.bench import _inputs, _Runner
+    from dynlab.bench import Runner, inputs
 
-    runners = {v: _Runner(v, "imagenet", 64, "cpu", False, False) for v in variants}
-    x, y = _inputs(32, 64, "cpu")
+    runners = {v: Runner(v, "imagenet", 64, "cpu", False, False) for v in variants}
+    x, y = inputs(32, 64, "cpu")
     for runner in runners.values():
         runner.train_step(x, y)
         runner.train_step(x, y)
@@ -59,14 +59,10 @@ def main(argv=None):
     print("| ---: | --- | --- | ---: | ---: | ---: |")
     for round_ in range(1, args.rounds + 1):
         for mode in ("default", "keep"):
-            out = subprocess.run([sys.executable, __file__, "--child", mode, "--variants", *args.variants],
+            out = subprocess.run([sys.executable, "-m", "benchmarks", "faults", "--child", mode, "--variants", *args.variants],
                                  capture_output=True, text=True, check=True)
             result = json.loads(out.stdout.strip().splitlines()[-1])
             label = "glibc defaults" if mode == "default" else "freed memory kept"
             for v, r in result.items():
                 print(f"| {round_} | {label} | {v} | {r['step_ms']:.0f} | {r['faults']:.0f} | {r['kernel_ms']:.0f} |",
                       flush=True)
-
-
-if __name__ == "__main__":
-    main()
