@@ -181,7 +181,7 @@ def test_choose_path_prefers_dense_convolutions_on_tiny_maps_and_aggregation_on_
 
 
 def test_choose_path_takes_the_dense_convolution_on_cuda_wherever_it_applies():
-    """Measured on an H200: launch-bound there, dense won at every ResNet-18 shape (cuda_h200.md)."""
+    """Measured on an H200: launch-bound there, dense won at every ResNet-18 shape (benchmarks/results/README.md)."""
     from types import SimpleNamespace
 
     unit = ConvUnit(64, 64, 3, padding=1)
