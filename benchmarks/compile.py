@@ -12,7 +12,6 @@ for what is compared. Compile times are those of the first call: with inductor's
 """
 import argparse
 import json
-import sys
 
 from dynlab import layers
 from dynlab.kernels.compile_check import PRECISIONS, check_variant, format_rows

@@ -13,7 +13,6 @@ to 0: ``benchmarks/results/README.md`` has the steps).
 from __future__ import annotations
 
 import argparse
-import sys
 
 import torch
 

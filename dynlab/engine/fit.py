@@ -111,7 +111,8 @@ class Trainer:
         self.history = History(options.task, options.metric, config=self.config)
         self.step, self.bad_epochs = 0, 0
         self.best_state: dict | None = None
-        self.best_fields: dict = {}
+        self.best_fields: dict = {}  # what best.pt keeps beside the weights (callbacks' best_fields)
+        self.record_fields: dict = {}  # what the callbacks add to this epoch's record (validate)
 
     def _make_loaders(self, train_set: Dataset, val_set: Dataset) -> None:
         """The training order depends only on (seed, epoch), so a resumed run sees the same batches."""

@@ -24,7 +24,7 @@ import torch
 
 from ..device import pick_device
 from ..files import atomic_write_csv, atomic_write_text
-from .cell import COLUMNS, Cell, cell_from_row
+from .cell import COLUMNS, PROTOCOLS, Cell, cell_from_row
 from .pipeline import train_cell
 
 
@@ -52,6 +52,8 @@ def migrate_names(out: str | os.PathLike) -> int:
     cells = Path(out) / "cells"
     renamed = 0
     for path in sorted(cells.glob("*.json")) if cells.is_dir() else []:
+        if path.stem.split("__")[0] in PROTOCOLS:  # named as cells are named now
+            continue
         name = cell_from_row(json.loads(path.read_text())).name
         if path.stem == name or (cells / f"{name}.json").exists():
             continue
