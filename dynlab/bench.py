@@ -49,6 +49,7 @@ import torch
 import torch.nn.functional as F
 
 from . import kernels
+from .errors import DeviceError
 from .engine import make_optimizer
 from .kernels.per_sample import PATHS
 
@@ -64,15 +65,16 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune-no-cudagraphs")
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the benchmark's options to ``parser`` (``dynlab bench`` and ``python -m benchmarks steps``)."""
     from . import layers
+    from .cli import positive_int
 
     parser.add_argument("--variants", nargs="+", choices=layers.names(), default=None, metavar="VARIANT",
                         help="variants to time (base is always added; default: all)")
     parser.add_argument("--stem", choices=("imagenet", "small"), default="imagenet", help="ResNet-18 stem")
-    parser.add_argument("--size", type=int, default=64, help="input height and width (default 64)")
-    parser.add_argument("--batch", type=int, default=32, help="batch size (default 32)")
-    parser.add_argument("--width", type=int, default=64, help="ResNet width (64 is ResNet-18)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed repeats per variant (median; default 3)")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed warm-up steps per variant (default 1)")
+    parser.add_argument("--size", type=positive_int, default=64, help="input height and width (default 64)")
+    parser.add_argument("--batch", type=positive_int, default=32, help="batch size (default 32)")
+    parser.add_argument("--width", type=positive_int, default=64, help="ResNet width (64 is ResNet-18)")
+    parser.add_argument("--repeats", type=positive_int, default=3, help="timed repeats per variant (median; default 3)")
+    parser.add_argument("--warmup", type=positive_int, default=1, help="untimed warm-up steps per variant (default 1)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--compile", action="store_true", help="torch.compile the models (CUDA)")
     parser.add_argument("--compile-mode", choices=COMPILE_MODES, default="default",
@@ -82,7 +84,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--no-amp", action="store_true", help="on CUDA, run in fp32 instead of bf16 autocast")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
     parser.add_argument("--no-hard-batch1", action="store_true", help="skip the hard batch-1 inference check")
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--threads", type=positive_int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON")
     return parser
 
@@ -280,7 +282,7 @@ def run_benchmark(variants=None, stem="imagenet", size=64, batch=32, width=64, r
     if threads:
         torch.set_num_threads(threads)
     if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda asked for, but torch sees no CUDA device")
+        raise DeviceError("--device cuda asked for, but torch sees no CUDA device; use --device cpu")
     kept_freed_memory = kernels.prepare_process()  # as ``fit`` trains
     log = log or (lambda message: None)
     names = ["base"] + [v for v in (variants or layers.names()) if v != "base"]

@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import signal
 import sys
+
+from .errors import DynlabError
 
 EXAMPLES = """examples:
   dynlab study --profile quick                      # every variant x task on the embedded data
@@ -20,6 +23,35 @@ EXAMPLES = """examples:
   dynlab data download adiac
 """
 DATASETS = ("tiny-imagenet", "voc2012", "adiac")
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1 (argparse names the flag in its error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {value}")
+    return value
+
+
+def seed(text: str) -> int:
+    """argparse type: a random seed, 0 <= seed < 2**32 (what numpy accepts)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if not 0 <= value < 2 ** 32:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 2**32 - 1, got {value}")
+    return value
+
+
+def folder(text: str) -> str:
+    """argparse type: an output folder, named."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must name a folder (got an empty name)")
+    return text
 
 
 def _add_common(p, *, many: bool) -> None:
@@ -41,26 +73,22 @@ def _add_common(p, *, many: bool) -> None:
     p.add_argument("--profile", choices=[*profiles.names(), *profiles.RENAMED], default=None, metavar="PROFILE",
                    help=f"one of {', '.join(profiles.names())}: quick (narrow, short; the default without a GPU or "
                         "with DYNLAB_QUICK=1), full, or paper (the paper's own settings)")
-    p.add_argument("--epochs", type=int, default=None, help="override the profile's number of epochs")
+    p.add_argument("--epochs", type=positive_int, default=None, help="override the profile's number of epochs")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: the best available)")
-    p.add_argument("--limit", type=int, default=None, help="at most this many samples per split (smoke runs)")
+    p.add_argument("--limit", type=positive_int, default=None, help="at most this many samples per split (smoke runs)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-
-
-def _positive(args) -> None:
-    for name in ("epochs", "limit"):
-        value = getattr(args, name, None)
-        if value is not None and value < 1:
-            raise ValueError(f"--{name} must be a positive number, got {value}")
 
 
 def _train(args) -> int:
     from .experiments import study
 
-    _positive(args)
+    if args.resume and args.out is None:
+        raise ValueError("--resume needs --out, the folder of the run to continue")
+    if args.resume and args.overwrite:
+        raise ValueError("--resume continues the run in --out, --overwrite replaces it: choose one")
     run = study.train_variant(args.variant, args.task, data=args.data, profile=args.profile, seed=args.seed,
                               fold=args.fold, epochs=args.epochs, device=args.device, out_dir=args.out,
-                              resume=args.resume, quiet=args.quiet, limit=args.limit)
+                              resume=args.resume, overwrite=args.overwrite, quiet=args.quiet, limit=args.limit)
     print(f"{run.variant} on {run.task}: test {run.metric_name} {run.metric:.4f} "
           f"(best epoch {run.history.best_epoch}; {run.params / 1e6:.2f} M params, {run.macs / 1e6:.1f} M MACs/sample)")
     if args.out:
@@ -74,7 +102,6 @@ def _evaluate(args) -> int:
     from .engine import evaluate, load_checkpoint
     from .experiments import build_model, load_data
 
-    _positive(args)
     checkpoint = Path(args.out) / "best.pt"
     if not checkpoint.exists():
         raise FileNotFoundError(f"no best.pt in {args.out}: train there first (dynlab train --out {args.out} ...)")
@@ -90,10 +117,10 @@ def _evaluate(args) -> int:
 def _study(args) -> int:
     from .experiments import study
 
-    _positive(args)
     out = study.run_study(args.variants, args.tasks, data=args.data, profile=args.profile, seeds=args.seeds,
                           folds=args.folds, out=args.out, epochs=args.epochs, device=args.device, quiet=args.quiet,
-                          limit=args.limit, command=args.command_line, jobs=args.jobs)
+                          limit=args.limit, command=args.command_line, jobs=args.jobs,
+                          retrain_mismatched=args.retrain_mismatched)
     print(f"report: {out / 'report.md'}\nresults: {out / 'results.csv'}")
     return 0
 
@@ -104,27 +131,23 @@ def _interrupt(signum, frame):
 
 def _adiac(args) -> int:
     from .experiments import adiac
+    from .experiments.runner import CellsFailedError
 
-    _positive(args)
-    previous_handler = signal.signal(signal.SIGTERM, _interrupt)  # `kill` or `timeout` stops it like Ctrl-C
     try:
         out = adiac.run_adiac(args.protocols, args.out, variants=args.variants, seeds=args.seeds, folds=args.folds,
                              fold_variants=args.fold_variants, jobs=args.jobs, device=args.device,
                              epochs=args.epochs, limit=args.limit, quiet=args.quiet, command=args.command_line,
-                             recipe=args.recipe, start_from=args.start_from)
-    except RuntimeError as error:  # some cells failed; the finished ones are saved
+                             recipe=args.recipe, start_from=args.start_from,
+                             retrain_mismatched=args.retrain_mismatched)
+    except CellsFailedError as error:  # some cells failed; the finished ones are saved
         print(f"dynlab adiac: error: {error}\nnothing published; fix the cause and run the same command again",
               file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"dynlab adiac: interrupted; the finished cells are saved in {args.out} and its report lists them; "
-              "the same command carries on from there", file=sys.stderr)
         if args.publish:  # what is finished is published, marked unfinished by the report's run counts
             for path in adiac.publish(args.out, args.publish):
                 print(f"published: {path}")
-        return 130
-    finally:
-        signal.signal(signal.SIGTERM, previous_handler)
+        raise
     print(f"report: {out / 'adiac.md'}")
     if args.publish:
         for path in adiac.publish(out, args.publish):
@@ -135,7 +158,6 @@ def _adiac(args) -> int:
 def _search(args) -> int:
     from .experiments import searches
 
-    _positive(args)
     if args.search == "recipes":
         table = searches.recipe_search(args.recipes, args.seeds, out=args.out or "runs/adiac-recipes", jobs=args.jobs,
                                        device=args.device, epochs=args.epochs, quiet=args.quiet,
@@ -170,43 +192,61 @@ def _download(args) -> int:
     return 0
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with its errors in one line (the usage stays behind ``--help``)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _add_grid_resume(p) -> None:
+    p.add_argument("--resume", action="store_true",
+                   help="carry on an interrupted grid (what the command always does: finished cells are kept)")
+    p.add_argument("--retrain-mismatched", action="store_true",
+                   help="train again the finished cells whose settings differ from these (the old ones are kept, "
+                        "renamed); without it such a folder is refused")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import bench, layers, profiles
     from .experiments import adiac
 
-    parser = argparse.ArgumentParser(prog="dynlab", formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = Parser(prog="dynlab", formatter_class=argparse.RawDescriptionHelpFormatter,
                                      description="Dynamic convolution course kit: train, compare and count dynamic CNNs.",
                                      epilog=EXAMPLES)
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("train", help="train one variant on one task", epilog=EXAMPLES,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_common(p, many=False)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--fold", type=int, default=None, choices=range(10), metavar="0..9",
                    help="time series: train on the seed's 10-fold protocol, testing on this fold")
-    p.add_argument("--out", default=None, help="folder for checkpoints and history (kept; see --resume)")
+    p.add_argument("--out", type=folder, default=None, help="folder for checkpoints and history (kept; see --resume)")
     p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out (or reload it)")
+    p.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
     p.set_defaults(func=_train)
 
     p = sub.add_parser("evaluate", help="evaluate the best checkpoint of a run", epilog=EXAMPLES,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_common(p, many=False)
-    p.add_argument("--seed", type=int, default=0, help="the seed the run was trained with (data splits)")
+    p.add_argument("--seed", type=seed, default=0, help="the seed the run was trained with (data splits)")
     p.add_argument("--fold", type=int, default=None, choices=range(10), metavar="0..9")
-    p.add_argument("--out", required=True, help="the run's folder (holds best.pt)")
+    p.add_argument("--out", type=folder, required=True, help="the run's folder (holds best.pt)")
     p.add_argument("--split", choices=("test", "val", "train"), default="test")
     p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("study", help="the variants x tasks grid and its report", epilog=EXAMPLES,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_common(p, many=True)
-    p.add_argument("--seeds", nargs="+", type=int, default=[0], help="seeds (several give confidence intervals)")
+    p.add_argument("--seeds", nargs="+", type=seed, default=[0], help="seeds (several give confidence intervals)")
     p.add_argument("--folds", nargs="+", type=int, default=None, choices=range(10), metavar="0..9",
                    help="time series: the seed's 10-fold protocol on these folds")
-    p.add_argument("--out", default=None, help="study folder (default: runs/study-PROFILE-DATA); re-runs skip "
-                                                "finished cells")
-    p.add_argument("--jobs", type=int, default=1, help="cells trained in parallel processes")
+    p.add_argument("--out", type=folder, default=None, help="study folder (default: runs/study-PROFILE-DATA); "
+                                                              "re-runs skip finished cells")
+    p.add_argument("--jobs", type=positive_int, default=1, help="cells trained in parallel processes")
+    _add_grid_resume(p)
     p.set_defaults(func=_study)
 
     p = sub.add_parser("adiac", help="the Adiac study: standard split (every variant, 5 seeds; selected, then "
@@ -217,24 +257,25 @@ def build_parser() -> argparse.ArgumentParser:
                         "series, last epoch; 10fold: the seed's protocol (default: all three)")
     p.add_argument("--variants", nargs="+", choices=layers.names(), default=None, metavar="VARIANT",
                    help="tsresnet variants on the standard split and its refit (default: all)")
-    p.add_argument("--seeds", nargs="+", type=int, default=list(adiac.SEEDS), help="standard split seeds")
+    p.add_argument("--seeds", nargs="+", type=seed, default=list(adiac.SEEDS), help="standard split seeds")
     p.add_argument("--folds", nargs="+", type=int, default=list(adiac.FOLDS), choices=adiac.FOLDS, metavar="0..9")
     p.add_argument("--fold-variants", nargs="*", choices=layers.names(), default=list(adiac.FOLD_VARIANTS),
                    metavar="VARIANT", help="tsresnet variants in the 10-fold protocol, beside the seed's Net1/Net2 "
                                            "(none: the seed's networks only)")
     p.add_argument("--recipe", choices=list(profiles.TIMESERIES_RECIPES), default=None,
                    help=f"tsresnet's training recipe (default: the full profile's, {profiles.DEFAULT_RECIPE!r})")
-    p.add_argument("--jobs", type=int, default=1, help="cells trained in parallel processes")
-    p.add_argument("--out", default="runs/adiac", help="grid folder; a re-run skips finished cells")
+    p.add_argument("--jobs", type=positive_int, default=1, help="cells trained in parallel processes")
+    p.add_argument("--out", type=folder, default="runs/adiac", help="grid folder; a re-run skips finished cells")
     p.add_argument("--publish", default=None, metavar="FOLDER",
                    help="copy the CSVs, report, plot, meta.json and cells into FOLDER (e.g. results)")
     p.add_argument("--start-from", default=None, metavar="FOLDER",
                    help="count the cells published in FOLDER as finished (e.g. results: carry the committed "
                         "grid on)")
-    p.add_argument("--epochs", type=int, default=None, help="override both recipes' epochs (smoke runs)")
+    p.add_argument("--epochs", type=positive_int, default=None, help="override both recipes' epochs (smoke runs)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: the best available)")
-    p.add_argument("--limit", type=int, default=None, help="at most this many series per split (smoke runs)")
+    p.add_argument("--limit", type=positive_int, default=None, help="at most this many series per split (smoke runs)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_grid_resume(p)
     p.set_defaults(func=_adiac)
 
     p = sub.add_parser("search", help="experiments beside the Adiac grid: the recipe search, ODConv without "
@@ -247,12 +288,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="candidates for `recipes` (default: all)")
     p.add_argument("--variants", nargs="+", choices=("odconv", "odconv4x"), default=("odconv", "odconv4x"),
                    help="variants for `odconv-norm`")
-    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--seeds", nargs="+", type=seed, default=[0, 1, 2])
     p.add_argument("--results", default=None, metavar="FOLDER",
                    help="the grid's results for `odconv-norm` (default: the committed ones)")
-    p.add_argument("--jobs", type=int, default=1, help="cells trained in parallel processes")
-    p.add_argument("--out", default=None, help="folder (default: runs/adiac-recipes or runs/adiac-odconv-norm)")
-    p.add_argument("--epochs", type=int, default=None, help="override the recipes' epochs (smoke runs)")
+    p.add_argument("--jobs", type=positive_int, default=1, help="cells trained in parallel processes")
+    p.add_argument("--out", type=folder, default=None,
+                   help="folder (default: runs/adiac-recipes or runs/adiac-odconv-norm)")
+    p.add_argument("--epochs", type=positive_int, default=None, help="override the recipes' epochs (smoke runs)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: the best available)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_search)
@@ -273,19 +315,43 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: what the user can fix: printed as one line, exit status 2 (``--debug`` shows the traceback)
+USER_ERRORS = (DynlabError, ValueError, OSError)
+
+
+def _one_line(error: BaseException) -> str:
+    if isinstance(error, OSError) and not isinstance(error, DynlabError) and error.filename is not None:
+        what = {errno.ENAMETOOLONG: "a name in it is too long", errno.EACCES: "permission denied",
+                errno.EROFS: "the file system is read-only", errno.ENOTDIR: "a file is in the way",
+                errno.EEXIST: "a file is in the way", errno.ENOSPC: "no space left on device"}
+        reason = what.get(error.errno, error.strerror or str(error))
+        return f"cannot write {error.filename}: {reason}; choose another folder, or free or fix that one"
+    return " ".join(str(error).split()) or type(error).__name__
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    args.command_line = " ".join(["dynlab", *argv])  # what the reports say produced them
-    if args.command == "bench":
-        from . import bench
-
-        return bench.main(argv[1:])
+    args.command_line = " ".join(["dynlab", *[a for a in argv if a != "--debug"]])  # what the reports name
+    previous_handler = signal.signal(signal.SIGTERM, _interrupt)  # `kill` or `timeout` stops it like Ctrl-C
     try:
+        if args.command == "bench":
+            from . import bench
+
+            return bench.main(argv[argv.index("bench") + 1:])
         return args.func(args)
-    except (ValueError, FileExistsError, FileNotFoundError) as error:
-        print(f"dynlab {args.command}: error: {error}", file=sys.stderr)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f"dynlab {args.command}: interrupted; the same command with --resume carries on", file=sys.stderr)
+        return 130
+    except USER_ERRORS as error:
+        if args.debug:
+            raise
+        print(f"dynlab {args.command}: error: {_one_line(error)}", file=sys.stderr)
         return 2
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ import os
 
 import torch
 
+from .errors import DeviceError
+
 
 def _mps_available() -> bool:
     backend = getattr(torch.backends, "mps", None)
@@ -35,7 +37,7 @@ def pick_device(requested: str | torch.device | None = None) -> torch.device:
 
     ``requested`` may be None or ``"auto"`` (pick), ``"cpu"``, ``"mps"``, ``"cuda"`` or ``"cuda:N"``.
     Under ``torchrun`` an unnumbered ``"cuda"`` means this process's GPU (``LOCAL_RANK``).
-    A device that is not available raises a ``RuntimeError`` saying what is.
+    A device that is not available raises ``DeviceError`` (a ``RuntimeError``) saying what is.
     """
     if requested is None or str(requested) == "auto":
         requested = available_devices()[0]
@@ -45,18 +47,18 @@ def pick_device(requested: str | torch.device | None = None) -> torch.device:
         raise ValueError(f"unknown device {str(requested)!r}; use auto, cpu, mps, cuda or cuda:N") from error
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise RuntimeError(
+            raise DeviceError(
                 f"device {str(requested)!r} was requested but CUDA is not available "
                 f"(this PyTorch {torch.__version__} sees no GPU); available here: {', '.join(available_devices())}"
             )
         index = device.index if device.index is not None else int(os.environ.get("LOCAL_RANK", 0))
         if index >= torch.cuda.device_count():
-            raise RuntimeError(
+            raise DeviceError(
                 f"device cuda:{index} was requested but only {torch.cuda.device_count()} GPU(s) are visible"
             )
         return torch.device("cuda", index)
     if device.type == "mps" and not _mps_available():
-        raise RuntimeError(
+        raise DeviceError(
             f"device 'mps' was requested but Apple's MPS backend is not available; "
             f"available here: {', '.join(available_devices())}"
         )

@@ -128,6 +128,9 @@ _PAPER = replace(
 )
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (_QUICK, _FULL, _PAPER)}
+#: raised whenever a recipe's meaning changes without its fields changing (a new data generator, a
+#: new loss): finished cells record it, and a grid does not reuse cells of another version
+RECIPE_VERSION = 1
 #: names used before: old name -> current name
 RENAMED = {"seed": "paper"}
 

@@ -210,12 +210,14 @@ def test_a_run_saved_before_keeps_loading_and_resuming(tmp_path):
 
     saved = GOLDEN / "saved" / "run"
     model = TinyNet("dyconv")
-    checkpoint = load_checkpoint(saved / "best.pt", model)
+    with pytest.warns(UserWarning, match="before checkpoints carried a checksum"):
+        checkpoint = load_checkpoint(saved / "best.pt", model)
     assert checkpoint["epoch"] >= 1 and model.unit.temperature == checkpoint["temperature"]
     run = shutil.copytree(saved, tmp_path / "run")
     train, val, test = smoke_datasets(samples=64, seed=0)
-    reloaded = fit(TinyNet("dyconv"), train, val, test, epochs=2, batch_size=16, lr=1e-2, out_dir=run, resume=True,
-                   quiet=True)
+    with pytest.warns(UserWarning, match="before checkpoints carried a checksum"):
+        reloaded = fit(TinyNet("dyconv"), train, val, test, epochs=2, batch_size=16, lr=1e-2, out_dir=run,
+                       resume=True, quiet=True)
     before = History.read_json(saved / "history.json")
     assert reloaded.records == before.records and reloaded.test == before.test  # finished: reloaded, not trained
 

@@ -21,10 +21,12 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from urllib.error import URLError
 from urllib.request import urlopen
 
+from ..errors import DynlabError
+
 CHUNK = 1 << 20
 
 
-class DataUnavailableError(RuntimeError):
+class DataUnavailableError(DynlabError, RuntimeError):
     """Raised when a data set is neither on disk nor downloadable; the message says what to put where."""
 
 

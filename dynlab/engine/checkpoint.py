@@ -6,9 +6,12 @@ and what its callbacks need to use them, e.g. the temperature it was validated a
 """
 from __future__ import annotations
 
+import hashlib
+import io
 import math
 import os
 import random
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..files import replacing
+from ..errors import CheckpointError
+from ..files import atomic_write_bytes
 from ..layers import set_temperature
 from .distributed import unwrap
 
@@ -25,7 +29,7 @@ CHECKPOINT_FORMAT = 1
 RENAMED_MODELS = {"SeedCNN": "PaperCNN"}
 
 
-class CheckpointMismatchError(ValueError):
+class CheckpointMismatchError(CheckpointError):
     """A checkpoint was written for another model (variant, width or class count)."""
 
 
@@ -68,15 +72,61 @@ def check_fingerprint(saved: dict, model: nn.Module, path: str | os.PathLike) ->
     )
 
 
+def tensor_checksum(obj: Any) -> str:
+    """sha256 over every tensor in ``obj`` (nested dicts and lists), with its place, dtype and shape."""
+    digest = hashlib.sha256()
+
+    def walk(value, where: str) -> None:
+        if isinstance(value, torch.Tensor):
+            t = value.detach().cpu().contiguous()
+            digest.update(f"{where}:{t.dtype}:{tuple(t.shape)};".encode())
+            digest.update(t.reshape(-1).view(torch.uint8).numpy())
+        elif isinstance(value, dict):
+            for key in sorted(value, key=str):
+                if not (where == "" and key == "checksum"):
+                    walk(value[key], f"{where}/{key}")
+        elif isinstance(value, (list, tuple)):
+            for i, item in enumerate(value):
+                walk(item, f"{where}/{i}")
+
+    walk(obj, "")
+    return digest.hexdigest()
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """A checkpoint's contents, safely (``weights_only=True``), its tensors checked against its checksum.
+
+    A file that is empty, cut short, damaged or not one of ``fit``'s raises ``CheckpointError`` naming
+    it; one written before checkpoints carried a checksum loads with a one-line warning.
+    """
+    path = Path(path)
+    what = "delete it and train again, or put back a good copy"
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as error:  # noqa: BLE001 - EOFError, zip and pickle errors: all mean the file is unusable
+        kind = "empty" if path.stat().st_size == 0 else "cut short or damaged"
+        raise CheckpointError(f"could not read checkpoint {path} ({kind}: {type(error).__name__}): {what}") from None
+    if not isinstance(checkpoint, dict) or "fingerprint" not in checkpoint or "model" not in checkpoint:
+        raise CheckpointError(f"{path} is not a checkpoint written by dynlab's fit (no model fingerprint): {what}")
+    if "checksum" not in checkpoint:
+        warnings.warn(f"{path} was written before checkpoints carried a checksum: loaded without checking it",
+                      stacklevel=2)
+    elif tensor_checksum(checkpoint) != checkpoint["checksum"]:
+        raise CheckpointError(f"{path} is damaged: its tensors do not match the checksum written with them; {what}")
+    return checkpoint
+
+
 def load_checkpoint(path: str | os.PathLike, model: nn.Module | None = None) -> dict:
-    """Read a checkpoint written by ``fit`` (``best.pt`` or ``last.pt``), safely (``weights_only=True``).
+    """Read a checkpoint written by ``fit`` (``best.pt`` or ``last.pt``): see ``read_checkpoint``.
 
     With ``model``, check that the checkpoint was written for this model and load its weights, and the
     attention temperature its epoch was validated at (``best.pt`` of a model with a temperature schedule:
     weights of an early epoch behave as validated only at that epoch's temperature).
     """
     path = Path(path)
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    checkpoint = read_checkpoint(path)
     if model is not None:
         check_fingerprint(checkpoint["fingerprint"], model, path)
         unwrap(model).load_state_dict(checkpoint["model"])
@@ -85,10 +135,13 @@ def load_checkpoint(path: str | os.PathLike, model: nn.Module | None = None) -> 
     return checkpoint
 
 
-def save_checkpoint(obj: Any, path: Path) -> None:
-    """Write to a temporary file, then rename: a crash never leaves a half-written checkpoint."""
-    with replacing(path) as tmp:
-        torch.save(obj, tmp)
+def save_checkpoint(obj: dict, path: Path) -> None:
+    """Write ``obj`` with the checksum of its tensors, atomically (``dynlab.files``): a crash or a full
+    disk never leaves a half-written checkpoint. Serialised in memory first, so that a full disk is an
+    ``OSError`` of the write (``DiskFullError``), not an error inside torch's zip writer."""
+    buffer = io.BytesIO()
+    torch.save({**obj, "checksum": tensor_checksum(obj)}, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def check_run_folder(out_dir: Path, resume: bool, overwrite: bool) -> None:
@@ -97,7 +150,8 @@ def check_run_folder(out_dir: Path, resume: bool, overwrite: bool) -> None:
     if existing and not resume and not overwrite:
         raise FileExistsError(
             f"{out_dir} already holds a training run ({', '.join(existing)}); nothing was changed. "
-            "Pass resume=True to continue (or reload) it, overwrite=True to replace it, or choose another out_dir."
+            "Continue (or reload) it with resume=True (--resume), replace it with overwrite=True (--overwrite), "
+            "or choose another output folder."
         )
 
 

@@ -13,15 +13,17 @@ callbacks (``callbacks.model_callbacks``). The same ``fit`` runs on one process 
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
+import warnings
 from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
 
-from .. import kernels, layers
+from .. import files, kernels, layers
 from ..device import autocast, describe, grad_scaler, prepare_input, prepare_model
 from . import checkpoint, distributed
 from .callbacks import Callback, EpochEnd, as_callbacks, model_callbacks
@@ -52,7 +54,9 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Dataset, test_set: Datase
       ``history.csv``, updated after every epoch. A folder that already holds a run is refused unless
       ``resume=True`` (continue it; a finished run is reloaded as it is) or ``overwrite=True``.
       Resuming needs the same model and settings and ends exactly where the uninterrupted run would
-      on the CPU; under torchrun ``out_dir`` must be on a shared file system.
+      on the CPU with the same thread count (it warns when the device or the threads differ); under
+      torchrun ``out_dir`` must be on a shared file system. One process at a time writes a folder: a
+      second is refused (``FolderBusyError``).
 
     ``callbacks``: ``Callback`` objects, or functions called with an ``EpochEnd`` after every epoch.
     At the end the model holds the kept epoch's weights (and stays on the training device).
@@ -62,13 +66,11 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Dataset, test_set: Datase
     options = FitOptions(**options)
     if val_set is None or len(val_set) == 0:
         raise ValueError("fit needs a non-empty validation set (hold one out of the training data)")
-    if options.out_dir is not None:
-        checkpoint.check_run_folder(options.out_dir, options.resume, options.overwrite)
     if options.precise_batchnorm is None:
         options = options.replace(precise_batchnorm=layers.needs_precise_batchnorm(model))
     hooks = [*model_callbacks(model, options.precise_batchnorm), *as_callbacks(callbacks)]
 
-    with distributed.session(options.device) as (dist, device):
+    with distributed.session(options.device) as (dist, device), run_folder(options, dist):
         trainer = Trainer(model, train_set, val_set, options, hooks, dist, device)
         if trainer.resume_if_asked():
             return trainer.history  # a finished run, reloaded with its kept weights
@@ -81,6 +83,22 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Dataset, test_set: Datase
             if trainer.end_epoch(epoch, train, val, time.perf_counter() - started):
                 break
         return trainer.finish(test_set)
+
+
+@contextlib.contextmanager
+def run_folder(options: FitOptions, dist: distributed.Dist):
+    """While the run writes ``out_dir``: its lock (held by rank 0), the refusal of a folder that holds
+    another run, and no temporary files of processes that are gone."""
+    out = options.out_dir
+    if out is None:
+        yield
+        return
+    lock = files.folder_lock(out, "dynlab fit") if dist.is_main else contextlib.nullcontext()
+    with lock:
+        checkpoint.check_run_folder(out, options.resume, options.overwrite)
+        if dist.is_main:
+            files.remove_stale_temporaries(out)
+        yield
 
 
 class Trainer:
@@ -267,6 +285,10 @@ class Trainer:
             details = ", ".join(f"{k}: {saved['config'].get(k)!r} -> {self.config[k]!r}" for k in changed)
             raise ValueError(f"cannot resume {self.last_path} with different settings ({details}); "
                              "use the run's settings or another out_dir")
+        if saved["config"].get("device") != self.config["device"] and not saved["finished"] and self.dist.is_main:
+            warnings.warn(f"resuming {self.last_path} on {self.config['device']}, where it ran on "
+                          f"{saved['config'].get('device')}: it will not end exactly where an uninterrupted run "
+                          "would (results depend on the thread count and the device)", stacklevel=3)
         self.history = History.from_dict(saved["history"])
         if saved["finished"]:  # hand back the run with its kept weights
             if self.best_path.exists():

@@ -145,11 +145,12 @@ def run_adiac(protocols: Sequence[str] = PROTOCOLS, out: str | os.PathLike = "ru
               variants: Sequence[str] | None = None, seeds: Sequence[int] = SEEDS, folds: Sequence[int] = FOLDS,
               fold_variants: Sequence[str] = FOLD_VARIANTS, jobs: int = 1, device=None, epochs: int | None = None,
               limit: int | None = None, quiet: bool = False, command: str = "", recipe: str | None = None,
-              start_from: str | os.PathLike | None = None) -> Path:
+              start_from: str | os.PathLike | None = None, retrain_mismatched: bool = False) -> Path:
     """Train every cell not yet finished in ``out``, then write the CSVs, the report and the plot.
 
     ``recipe``: a candidate of ``profiles.TIMESERIES_RECIPES`` for ``tsresnet`` (default: the ``full``
-    profile's). A folder holds one recipe's runs: asking for another one there is refused.
+    profile's). A folder holds one recipe's runs: finished cells of other settings are refused, or
+    trained again with ``retrain_mismatched`` (see ``runner.run_cells``).
     ``start_from``: a results folder whose published cells count as finished (``adopt_published``).
     """
     if jobs < 1:
@@ -158,14 +159,9 @@ def run_adiac(protocols: Sequence[str] = PROTOCOLS, out: str | os.PathLike = "ru
     if start_from is not None:
         adopt_published(start_from, out)
     out = Path(out)
-    wanted = profiles.recipe_profile(recipe).name
-    others = {r["profile"] for r in read_rows(out) if r["model"] == "tsresnet"} - {wanted}
-    if others:
-        raise ValueError(f"{out} holds tsresnet runs of profile {', '.join(sorted(others))}, not {wanted}: "
-                         f"use another --out for another recipe")
     try:
         run_cells(cells, out, jobs=jobs, device=device, epochs=epochs, limit=limit, quiet=quiet, command=command,
-                  name="adiac", after_each=write_results)
+                  name="adiac", after_each=write_results, retrain_mismatched=retrain_mismatched)
     finally:
         meta_path = out / "meta.json"
         meta = json.loads(meta_path.read_text()) if meta_path.exists() else {"invocations": []}

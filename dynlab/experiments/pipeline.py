@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -82,6 +83,14 @@ def build_cell_model(cell: Cell, data: TaskData, out: Path | None = None) -> nn.
     return control
 
 
+def cell_settings(cell: Cell, epochs: int | None = None, limit: int | None = None) -> dict:
+    """What decides a cell's result beside its name: recipe (and its version), epochs, limit, data, options."""
+    recipe = get_profile(cell.profile).task(cell.task)
+    return {"profile": cell.profile, "recipe": dataclasses.asdict(recipe), "recipe_version": profiles.RECIPE_VERSION,
+            "epochs": recipe.epochs if epochs is None else epochs, "limit": limit, "data": cell.data,
+            "unit_options": dict(cell.options)}
+
+
 @dataclass
 class Run:
     """A trained cell: the model (its kept epoch), its history, its data, its cost and where it ran."""
@@ -95,6 +104,7 @@ class Run:
     device: str
     train_series: int
     out_dir: Path | None = None
+    settings: dict = field(default_factory=dict)
 
     @property
     def variant(self) -> str:
@@ -125,7 +135,7 @@ class Run:
                "train_seconds": round(self.train_seconds, 2), "epochs": len(self.history.records),
                "device": self.device, "protocol": c.protocol, "best_epoch": self.history.best_epoch,
                "val_metric": self.history.best_metric, "curve": [r["val_metric"] for r in self.history.records],
-               "train_series": self.train_series}
+               "train_series": self.train_series, "settings": self.settings}
         if c.options:
             row["unit_options"] = dict(c.options)
         return row
@@ -133,7 +143,7 @@ class Run:
 
 def train_cell(cell: Cell, out_dir: str | Path | None = None, *, grid: str | Path | None = None, device=None,
                epochs: int | None = None, limit: int | None = None, quiet: bool = False, resume: bool = True,
-               task_data: TaskData | None = None) -> Run:
+               overwrite: bool = False, task_data: TaskData | None = None) -> Run:
     """Train ``cell`` with its profile's recipe (or reload it, if ``out_dir`` holds it finished).
 
     A ``standard`` or ``10fold`` cell trains on its training split and keeps its best epoch on the
@@ -161,7 +171,8 @@ def train_cell(cell: Cell, out_dir: str | Path | None = None, *, grid: str | Pat
     device = pick_device(device)
     train = ConcatDataset([data.train, data.val]) if refit else data.train
     history = fit(model, with_augmentation(train, settings.augment), data.val, data.test, seed=cell.seed, device=device,
-                  out_dir=out_dir, resume=resume and out_dir is not None, quiet=quiet,
+                  out_dir=out_dir, resume=resume and out_dir is not None and not overwrite, overwrite=overwrite,
+                  quiet=quiet,
                   keep="last" if refit else "best", **kwargs)
     return Run(cell, model, history, data, cost.params, cost.macs, describe(device), len(train),
-               Path(out_dir) if out_dir is not None else None)
+               Path(out_dir) if out_dir is not None else None, cell_settings(cell, epochs, limit))

@@ -23,9 +23,10 @@ import numpy as np
 import torch
 
 from ..device import pick_device
-from ..files import atomic_write_csv, atomic_write_text
+from ..errors import CellsFailedError, DataError, SettingsMismatchError
+from ..files import atomic_write_csv, atomic_write_text, folder_lock, remove_stale_temporaries
 from .cell import COLUMNS, PROTOCOLS, Cell, cell_from_row
-from .pipeline import train_cell
+from .pipeline import cell_settings, train_cell
 
 
 def cell_path(out: str | os.PathLike, cell: Cell) -> Path:
@@ -36,10 +37,19 @@ def run_dir(out: str | os.PathLike, cell: Cell) -> Path:
     return Path(out) / "runs" / cell.name
 
 
+def read_row(path: Path) -> dict:
+    """A finished cell's row; a damaged file is named, with what to do."""
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise DataError(f"{path} is damaged ({error}): delete it and run the same command again to train that "
+                        "cell again") from None
+
+
 def read_rows(out: str | os.PathLike) -> list[dict]:
     """The finished cells' rows of a grid folder, in the order of their names."""
     migrate_names(out)
-    rows = [json.loads(path.read_text()) for path in sorted((Path(out) / "cells").glob("*.json"))]
+    rows = [read_row(path) for path in sorted((Path(out) / "cells").glob("*.json"))]
     for row in rows:  # rows written before every row named its protocol and model
         cell = cell_from_row(row)
         row.setdefault("model", cell.model)
@@ -54,7 +64,7 @@ def migrate_names(out: str | os.PathLike) -> int:
     for path in sorted(cells.glob("*.json")) if cells.is_dir() else []:
         if path.stem.split("__")[0] in PROTOCOLS:  # named as cells are named now
             continue
-        name = cell_from_row(json.loads(path.read_text())).name
+        name = cell_from_row(read_row(path)).name
         if path.stem == name or (cells / f"{name}.json").exists():
             continue
         old_run, new_run = Path(out) / "runs" / path.stem, Path(out) / "runs" / name
@@ -66,6 +76,52 @@ def migrate_names(out: str | os.PathLike) -> int:
         print(f"dynlab: renamed {renamed} cell(s) in {out} to the current naming (protocol__model__variant__seedS)",
               file=sys.stderr)
     return renamed
+
+
+def settings_difference(row: dict, wanted: dict) -> dict:
+    """What differs between a finished cell's settings and ``wanted`` (``pipeline.cell_settings``):
+    ``{field: (theirs, wanted)}``. A row written before cells kept their settings is compared on the
+    fields it has (profile, data, unit options)."""
+    wanted = json.loads(json.dumps(wanted))
+    theirs = row.get("settings")
+    if theirs is None:
+        theirs = {"profile": "paper" if row.get("profile") == "seed" else row.get("profile"), "data": row.get("data"),
+                  "unit_options": row.get("unit_options") or {}}
+    return {k: (theirs[k], wanted[k]) for k in theirs if k in wanted and theirs[k] != wanted[k]}
+
+
+def _set_aside(out: Path, cell: Cell) -> str:
+    """Move a finished cell's row and run out of the way, under a name that says when; returns the suffix."""
+    suffix = f".replaced-{time.strftime('%Y%m%d-%H%M%S')}"
+    os.replace(cell_path(out, cell), cell_path(out, cell).with_name(cell_path(out, cell).name + suffix))
+    if run_dir(out, cell).exists():
+        os.replace(run_dir(out, cell), run_dir(out, cell).with_name(cell.name + suffix))
+    return suffix
+
+
+def check_settings(cells: Sequence[Cell], out: Path, epochs, limit, retrain_mismatched: bool) -> None:
+    """Refuse to reuse finished cells trained with other settings, or set them aside to train them again."""
+    mismatched = []
+    for cell in cells:
+        if cell_path(out, cell).exists():
+            difference = settings_difference(read_row(cell_path(out, cell)), cell_settings(cell, epochs, limit))
+            if difference:
+                mismatched.append((cell, difference))
+    if not mismatched:
+        return
+    if retrain_mismatched:
+        for cell, _ in mismatched:
+            suffix = _set_aside(out, cell)
+        print(f"dynlab: {len(mismatched)} finished cell(s) in {out} had other settings: set aside as "
+              f"*{suffix}, to be trained again", file=sys.stderr)
+        return
+    examples = "; ".join(f"{cell.name}: " + ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in diff.items()
+                                                    if k != "recipe") + (" (and its recipe)" if "recipe" in diff else "")
+                         for cell, diff in mismatched[:3])
+    raise SettingsMismatchError(
+        f"{out} holds {len(mismatched)} finished cell(s) trained with other settings ({examples}"
+        f"{'; ...' if len(mismatched) > 3 else ''}): use another --out, or pass --retrain-mismatched to train "
+        "them again (the old ones are kept beside, renamed)")
 
 
 def write_csv(rows: Sequence[dict], path: str | os.PathLike) -> None:
@@ -108,25 +164,35 @@ def _worker_init(threads: int) -> None:
 
 def run_cells(cells: Sequence[Cell], out: str | os.PathLike, *, jobs: int = 1, device=None, epochs: int | None = None,
               limit: int | None = None, quiet: bool = False, command: str = "", name: str = "grid",
-              after_each: Callable[[Path], None] | None = None) -> Path:
+              after_each: Callable[[Path], None] | None = None, retrain_mismatched: bool = False) -> Path:
     """Train every cell of ``cells`` not yet finished in ``out``; returns ``out``.
 
     ``jobs > 1`` trains cells in parallel processes (a many-core machine, or one GPU shared by several
     small runs); a ``-from-static`` cell waits for its static twin. A failed cell does not stop the
-    others: they are saved, and a ``RuntimeError`` lists the failures at the end (a re-run retries
+    others: they are saved, and a ``CellsFailedError`` lists the failures at the end (a re-run retries
     only those). ``after_each(out)`` runs after every finished cell (to refresh the grid's tables).
     Ctrl-C or SIGTERM stops the workers; what finished is kept and recorded in ``meta.json``.
+    A finished cell is reused only if it was trained with the same settings (``cell_settings``);
+    otherwise the grid refuses (``SettingsMismatchError``), or with ``retrain_mismatched`` sets the
+    old cell aside and trains it again. The folder is locked for the grid's time (``folder_lock``).
     """
     if jobs < 1:
         raise ValueError(f"jobs must be at least 1, got {jobs}")
     out = Path(out)
+    device = str(pick_device(device))  # before anything is written: a device that is not there writes nothing
     (out / "cells").mkdir(parents=True, exist_ok=True)
-    migrate_names(out)
-    device = str(pick_device(device))
+    with folder_lock(out, f"dynlab {name}"):
+        for folder in (out, out / "cells"):
+            remove_stale_temporaries(folder)
+        migrate_names(out)
+        check_settings(cells, out, epochs, limit, retrain_mismatched)
+        return _run_locked(list(cells), out, jobs, device, epochs, limit, quiet, command, name, after_each)
+
+
+def _run_locked(cells, out, jobs, device, epochs, limit, quiet, command, name, after_each) -> Path:
     started = time.perf_counter()
     from tqdm.auto import tqdm
 
-    cells = list(cells)
     todo = [c for c in cells if not cell_path(out, c).exists()]
     progress = tqdm(total=len(cells), initial=len(cells) - len(todo), desc=name, unit="cell", disable=quiet)
     failed: dict[str, str] = {}
@@ -154,7 +220,7 @@ def run_cells(cells: Sequence[Cell], out: str | os.PathLike, *, jobs: int = 1, d
         _record_invocation(out, todo, failed, started, stopped_by=stopped_by, command=command, jobs=jobs,
                            device=device, epochs=epochs, limit=limit)
     if failed:
-        raise RuntimeError(f"{len(failed)} of {len(cells)} cells failed (the others are saved in {out}; "
+        raise CellsFailedError(f"{len(failed)} of {len(cells)} cells failed (the others are saved in {out}; "
                            "a re-run retries only the failed ones):\n"
                            + "\n".join(f"  {k}: {v}" for k, v in failed.items()))
     return out

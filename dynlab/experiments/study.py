@@ -48,27 +48,31 @@ def study_cells(variants: Sequence[str] | None = None, tasks: Sequence[str] | No
 
 def train_variant(variant: str, task: str, *, data: str = "synthetic", profile=None, seed: int = 0,
                   fold: int | None = None, epochs: int | None = None, device=None, out_dir=None, resume: bool = True,
-                  quiet: bool = False, limit: int | None = None):
+                  overwrite: bool = False, quiet: bool = False, limit: int | None = None):
     """Train one study cell (``dynlab train``): ``variant`` on ``task`` with the profile's recipe."""
     cell = Cell(task, variant, seed, fold, "standard" if fold is None else "10fold", profile=get_profile(profile).name,
                 data=data)
-    return train_cell(cell, out_dir, device=device, epochs=epochs, limit=limit, quiet=quiet, resume=resume)
+    return train_cell(cell, out_dir, device=device, epochs=epochs, limit=limit, quiet=quiet, resume=resume,
+                      overwrite=overwrite)
 
 
 def run_study(variants: Sequence[str] | None = None, tasks: Sequence[str] | None = None, *,
               data: str = "synthetic", profile=None, seeds: Sequence[int] = (0,), folds: Sequence[int] | None = None,
               out: str | os.PathLike | None = None, epochs: int | None = None, device=None, quiet: bool = False,
-              limit: int | None = None, command: str = "", jobs: int = 1) -> Path:
+              limit: int | None = None, command: str = "", jobs: int = 1, retrain_mismatched: bool = False) -> Path:
     """Train every cell not yet finished in ``out``; write ``results.csv``, ``report.md`` and the plots.
 
     Returns the study folder (``cells/`` and ``runs/`` beside the results).
     """
     profile = get_profile(profile)
+    if folds is not None and "timeseries" not in (tasks or TASKS):
+        raise ValueError("--folds are the time-series protocol: add timeseries to --tasks, or leave --folds out")
     cells = study_cells(variants, tasks, data=data, profile=profile, seeds=seeds, folds=folds)  # checks the names
     out = Path(out) if out is not None else default_runs_dir() / f"study-{profile.name}-{data}"
     started = time.perf_counter()
     run_cells(cells, out, jobs=jobs, device=device, epochs=epochs, limit=limit, quiet=quiet, command=command,
-              name="study", after_each=lambda folder: write_csv(read_rows(folder), folder / "results.csv"))
+              name="study", after_each=lambda folder: write_csv(read_rows(folder), folder / "results.csv"),
+              retrain_mismatched=retrain_mismatched)
     rows = read_rows(out)
     write_csv(rows, out / "results.csv")
     write_report(rows, out, command=command, wall_seconds=time.perf_counter() - started,

@@ -86,8 +86,11 @@ def test_cli_refuses_bad_values_with_the_valid_ones(capsys):
     with pytest.raises(SystemExit):
         cli.main(["study", "--tasks", "detection"])
     assert "invalid choice: 'detection'" in capsys.readouterr().err
-    assert cli.main(["train", "--variant", "base", "--task", "timeseries", "--epochs", "0"]) == 2
-    assert "--epochs must be a positive number" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["train", "--variant", "base", "--task", "timeseries", "--epochs", "0"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --epochs: must be a positive number, got 0" in err and len(err.strip().splitlines()) == 1
 
 
 def test_cli_train_then_evaluate_and_resume_protection(tmp_path, capsys):
