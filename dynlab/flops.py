@@ -27,11 +27,12 @@ from .layers import AttentionRecorder, GatedConv
 
 @dataclass(frozen=True)
 class Cost:
-    """A model's parameters and MACs for one input (``macs_executed``: see ``cost``)."""
+    """A model's parameters and MACs for one input (``macs_executed``, ``macs_union``: see ``cost``)."""
 
     params: int
     macs: int
-    macs_executed: int | None = None  # only for models with ``hard`` units: MACs at the measured open rate
+    macs_executed: int | None = None  # models with ``hard`` units: each sample's own open channels
+    macs_union: int | None = None  # models with ``hard`` units: the channels open for some sample, for all
 
     @property
     def flops(self) -> int:
@@ -46,8 +47,8 @@ def _linear_macs(module: nn.Linear, x: torch.Tensor, y: torch.Tensor) -> int:
     return y.numel() * module.in_features
 
 
-def module_macs(module: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[int, int]:
-    """(MACs, executed MACs) a module does itself, its children excluded."""
+def module_macs(module: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[int, int, int]:
+    """(MACs, executed MACs, union MACs) a module does itself, its children excluded."""
     if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
         macs = _conv_macs(module, x, y)
     elif isinstance(module, nn.Linear):
@@ -55,10 +56,10 @@ def module_macs(module: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[in
     elif isinstance(module, AttentionRecorder) and hasattr(module, "macs"):
         macs = module.macs(x, y)
         if isinstance(module, GatedConv):
-            return macs, module.executed_macs(x, y)
+            return macs, module.executed_macs(x, y), module.union_macs(x, y)
     else:
         macs = 0
-    return macs, macs
+    return macs, macs, macs
 
 
 def _example_input(model: nn.Module, input_shape) -> torch.Tensor:
@@ -100,9 +101,9 @@ def _has_rule(module: nn.Module) -> bool:
 
 
 @torch.no_grad()
-def count(model: nn.Module, x: torch.Tensor) -> tuple[int, int]:
-    """(MACs, executed MACs) of one forward of ``model`` on ``x`` (eval mode, no gradients)."""
-    totals = [0, 0]
+def count(model: nn.Module, x: torch.Tensor) -> tuple[int, int, int]:
+    """(MACs, executed MACs, union MACs) of one forward of ``model`` on ``x`` (eval mode, no gradients)."""
+    totals = [0, 0, 0]
     functional = _FunctionalCounter()
 
     def enter(module, inputs):
@@ -110,9 +111,8 @@ def count(model: nn.Module, x: torch.Tensor) -> tuple[int, int]:
 
     def leave(module, inputs, output):
         functional.depth -= 1
-        macs, executed = module_macs(module, inputs[0], output)
-        totals[0] += macs
-        totals[1] += executed
+        for i, value in enumerate(module_macs(module, inputs[0], output)):
+            totals[i] += value
 
     ruled = [m for m in model.modules() if _has_rule(m)]
     handles = [m.register_forward_pre_hook(enter) for m in ruled] + [m.register_forward_hook(leave) for m in ruled]
@@ -125,20 +125,24 @@ def count(model: nn.Module, x: torch.Tensor) -> tuple[int, int]:
         model.train(was_training)
         for h in handles:
             h.remove()
-    return totals[0] + functional.macs, totals[1] + functional.macs
+    return tuple(total + functional.macs for total in totals)
 
 
 def cost(model: nn.Module, input_shape) -> Cost:
     """Parameters and MACs of ``model`` for an input of ``input_shape`` (batch included) or a given tensor.
 
-    ``macs_executed`` is set for models with ``hard`` units: closed channels cost nothing, at the
-    open rate measured on this input.
+    For models with ``hard`` units, two figures of what closed channels save, on this input:
+    ``macs_executed`` counts each sample's own open channels (the mean open rate; what a per-sample
+    execution would cost), ``macs_union`` the channels open for at least one sample of the batch,
+    computed for every sample (what the skip path of ``dynlab.kernels`` computes in one convolution).
+    At batch 1 the two are equal.
     """
     x = _example_input(model, input_shape)
-    macs, executed = count(model, x)
+    macs, executed, union = count(model, x)
     has_gates = any(isinstance(m, GatedConv) for m in model.modules())
     params = sum(p.numel() for p in model.parameters())
-    return Cost(params=params, macs=int(macs), macs_executed=int(executed) if has_gates else None)
+    return Cost(params=params, macs=int(macs), macs_executed=int(executed) if has_gates else None,
+                macs_union=int(union) if has_gates else None)
 
 
 def profile(model: nn.Module, input_shape) -> Cost:
@@ -206,6 +210,7 @@ def table(variants=None, settings=None) -> list[dict]:
             if variant in variants:
                 rows.append({"setting": label, "variant": variant, "params": result.params, "macs": result.macs,
                              "flops": result.flops, "macs_executed": result.macs_executed,
+                             "macs_union": result.macs_union,
                              "mac_ratio": result.macs / base_macs})
     return rows
 

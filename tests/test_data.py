@@ -1,7 +1,9 @@
 """dynlab.data: tiny archives laid out exactly like the real ones, built in tmp_path; no network."""
 from __future__ import annotations
 
+import hashlib
 import io
+import shutil
 import tarfile
 import time
 import zipfile
@@ -439,3 +441,85 @@ def test_load_task_options_and_validation():
             load_task(*bad)
     with pytest.raises(ValueError, match="valid values: quick, full"):
         load_task("classification", profile="medium")
+
+
+# ---------------------------------------------------------------- bad data is named, not trained on
+
+@pytest.mark.parametrize("line, message", [
+    ("1\t1.0\tinf\t3.0", r"Bad_TRAIN\.tsv: series 2 holds an infinite value"),
+    ("1\t1.0\t2.0", r"Bad_TRAIN\.tsv, line 2: 2 values, where line 1 has 3"),
+    ("1,1.0,2.0,3.0", r"Bad_TRAIN\.tsv, line 2: the values are separated by commas"),
+    ("abc\t1.0\t2.0\t3.0", r"Bad_TRAIN\.tsv, line 2: the label 'abc' is not a number"),
+    ("1\t1.0\tx\t3.0", r"Bad_TRAIN\.tsv, line 2: .*every value must be a number"),
+])
+def test_ucr_bad_lines_are_named_with_file_and_line(data_dir, line, message):
+    write_ucr(data_dir / "UCRArchive_2018" / "Bad", "Bad", [[1, 1.0, 2.0, 3.0]], [[1, 1.0, 2.0, 3.0]])
+    train = data_dir / "UCRArchive_2018" / "Bad" / "Bad_TRAIN.tsv"
+    train.write_text(train.read_text() + line + "\n")
+    with pytest.raises(ValueError, match=message):
+        load_ucr("Bad")
+
+
+def test_tiny_imagenet_copy_missing_a_class_or_val_is_named_not_downloaded(data_dir, tiny_archive, monkeypatch):
+    tiny_imagenet.tiny_imagenet_folder()  # downloaded and unpacked once
+    folder = data_dir / "tiny-imagenet-200"
+    monkeypatch.setattr(dl, "urlopen", lambda *a, **k: pytest.fail("an incomplete copy must not be downloaded over"))
+    shutil.rmtree(folder / "train" / WNIDS[0])
+    with pytest.raises(ValueError, match=rf"incomplete: missing train/{WNIDS[0]}/images/\*\.JPEG"):
+        TinyImageNet("train")
+    shutil.rmtree(folder / "val")
+    with pytest.raises(ValueError, match=r"incomplete: missing val/val_annotations\.txt, val/images"):
+        TinyImageNet("train")
+
+
+def test_a_truncated_jpeg_is_named(data_dir, tiny_archive):
+    folder = tiny_imagenet.tiny_imagenet_folder()
+    broken = sorted((folder / "train" / WNIDS[1] / "images").glob("*.JPEG"))[1]
+    broken.write_bytes(broken.read_bytes()[:200])
+    with pytest.raises(ValueError, match=rf"cannot decode {broken}"):
+        TinyImageNet("train")
+
+
+def test_a_voc_image_without_its_mask_is_named(data_dir, voc_archive):
+    root = voc.voc_root()
+    (root / "VOCdevkit" / "VOC2012" / "SegmentationClass" / f"{VOC_TRAIN[3]}.png").unlink()
+    with pytest.raises(ValueError, match=rf"names 1 file\(s\) that are not there, e\.g\. .*{VOC_TRAIN[3]}\.png"):
+        VOCSegmentation("train")
+
+
+def test_extraction_refuses_an_archive_that_unpacks_too_large(tmp_path):
+    archive = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("zeros.bin", b"\0" * (4 << 20))  # 4 MiB of zeros compress to a few KB
+    with pytest.raises(ValueError, match="refusing to extract bomb.zip: it would unpack to 4 MiB, more than 4 times"):
+        dl.extract(archive, tmp_path / "out")
+    assert not list((tmp_path / "out").iterdir())
+    dl.extract(archive, tmp_path / "allowed", max_ratio=10_000)  # a caller that knows its archive may allow more
+
+
+def test_extraction_drops_setuid_bits_without_the_tar_data_filter(tmp_path, monkeypatch):
+    source = tmp_path / "tool"
+    source.write_text("#!/bin/sh\n")
+    archive = tmp_path / "tool.tar"
+    with tarfile.open(archive, "w") as tf:
+        info = tf.gettarinfo(source, arcname="tool")
+        info.mode = 0o6755
+        with open(source, "rb") as handle:
+            tf.addfile(info, handle)
+    monkeypatch.delattr(tarfile, "data_filter", raising=False)  # as on Python 3.10.0-3.10.11
+    dl.extract(archive, tmp_path / "out")
+    mode = (tmp_path / "out" / "tool").stat().st_mode
+    assert not mode & 0o6000 and mode & 0o755 == 0o755
+
+
+def test_a_download_without_a_published_checksum_records_and_checks_its_own(tmp_path):
+    source = tmp_path / "archive.zip"
+    source.write_bytes(b"first copy")
+    dest = tmp_path / "data" / "archive.zip"
+    dl.download(source.as_uri(), dest, quiet=True)
+    record = dest.with_name("archive.zip.sha256")
+    assert record.read_text().split()[0] == hashlib.sha256(b"first copy").hexdigest()
+    dl.download(source.as_uri(), dest, quiet=True)  # the same file: fine
+    dest.write_bytes(b"changed since")
+    with pytest.raises(ValueError, match="no longer matches the sha256 recorded"):
+        dl.download(source.as_uri(), dest, quiet=True)

@@ -107,3 +107,28 @@ def test_table_names_units():
     text = flops.format_table(rows)
     assert "MACs (G)" in text and "FLOPs (G) = 2 x MACs" in text
     assert [r["variant"] for r in rows] == ["base", "odconv"] and rows[0]["mac_ratio"] == 1.0
+
+
+def test_hard_reports_per_sample_and_union_macs_that_the_skip_path_computes():
+    """Disjoint gates: each sample has half its channels open, and together they open all of them."""
+    torch.manual_seed(0)
+    unit = layers.build("hard", 4, 6, 3, padding=1).eval()
+    half = torch.tensor([1.0, -1.0]).repeat(3)  # sample 0 opens the even channels, sample 1 the odd ones
+    unit.gate_probabilities = lambda x: torch.sigmoid(8 * torch.stack([half, -half]))[:x.shape[0]]
+    result = flops.cost(unit, torch.randn(2, 4, 5, 5))
+    conv, gating = 2 * 25 * 6 * 4 * 9, 2 * 6 * 25
+    assert result.macs_executed == conv // 2 + gating
+    assert result.macs_union == conv + gating  # what one convolution over the batch computes
+    one = flops.cost(unit, torch.randn(1, 4, 5, 5))
+    assert one.macs_executed == one.macs_union
+
+
+def test_plain_thop_undercounts_base_and_the_custom_ops_count_it_right():
+    """What the README and notebook 01 show: plain thop misses dynlab's units; one argument fixes it."""
+    thop = pytest.importorskip("thop")
+    model = resnet18("base", 1000)
+    x = torch.randn(1, 3, 224, 224)
+    plain, _ = thop.profile(model, inputs=(x,), verbose=False)
+    taught, _ = thop.profile(resnet18("base", 1000), inputs=(x,), custom_ops=flops.thop_custom_ops(), verbose=False)
+    ours = flops.cost(resnet18("base", 1000), (1, 3, 224, 224)).macs
+    assert plain < 0.1 * ours and int(taught) == ours and abs(ours - 1.814e9) < 0.005e9

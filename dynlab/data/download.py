@@ -6,6 +6,10 @@ The rules the loaders rely on:
   place only once its MD5 matches, so an interrupted or corrupt download never looks finished;
 * extraction refuses any member with an absolute path or a ``..`` component, and unpacks into a
   temporary folder first, so a half-extracted data set never looks finished either;
+* extraction also refuses an archive that would unpack to more than ``MAX_RATIO`` times its own
+  size (a zip bomb), and drops setuid/setgid bits where the tar data filter is not there to do it;
+* a download without a published checksum records its sha256 beside the file (``NAME.sha256``) at
+  the first download, and every later use checks it;
 * files that are already there are never overwritten or deleted.
 """
 from __future__ import annotations
@@ -24,6 +28,8 @@ from urllib.request import urlopen
 from ..errors import DynlabError
 
 CHUNK = 1 << 20
+#: how many times its own size an archive may unpack to
+MAX_RATIO = 4
 
 
 class DataUnavailableError(DynlabError, RuntimeError):
@@ -37,11 +43,32 @@ def data_root() -> Path:
 
 
 def md5sum(path: str | Path) -> str:
-    digest = hashlib.md5()
+    return _digest(path, hashlib.md5())
+
+
+def sha256sum(path: str | Path) -> str:
+    return _digest(path, hashlib.sha256())
+
+
+def _digest(path, digest) -> str:
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(CHUNK), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _recorded_sha256(dest: Path) -> Path:
+    return dest.with_name(dest.name + ".sha256")
+
+
+def _check_recorded(dest: Path) -> None:
+    """A file downloaded without a published checksum must still match the sha256 recorded then."""
+    record = _recorded_sha256(dest)
+    if record.is_file():
+        expected = record.read_text().split()[0]
+        if sha256sum(dest) != expected:
+            raise ValueError(f"{dest} no longer matches the sha256 recorded when it was downloaded ({record}): it "
+                             "was changed or damaged; move it away (and its .sha256) and download it again")
 
 
 def _progress(name: str, done: int, total: int | None) -> None:
@@ -61,7 +88,10 @@ def download(url: str, dest_path: str | Path, md5: str | None = None, *,
     """
     dest = Path(dest_path)
     if dest.exists():
-        if md5 is None or md5sum(dest) == md5:
+        if md5 is None:
+            _check_recorded(dest)
+            return dest
+        if md5sum(dest) == md5:
             return dest
         raise ValueError(f"{dest} exists but its MD5 is {md5sum(dest)}, expected {md5}. "
                          f"It was left untouched: move it away (or replace it with a good copy) and retry.")
@@ -89,6 +119,10 @@ def download(url: str, dest_path: str | Path, md5: str | None = None, *,
                              f"MD5 {digest.hexdigest()}, expected {md5}. The partial file was removed; "
                              f"retry, or fetch it by hand into {dest.parent}.")
         os.replace(tmp, dest)
+        if md5 is None:  # no published checksum: record this one, so that later uses can check it
+            from ..files import atomic_write_text
+
+            atomic_write_text(_recorded_sha256(dest), f"{sha256sum(dest)}  {dest.name}\n")
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -142,12 +176,21 @@ def _merge(src: Path, dest: Path) -> None:
             _merge(child, dest / child.name)
 
 
-def extract(archive: str | Path, dest_dir: str | Path, *, password: bytes | None = None) -> Path:
+def _check_size(archive: Path, unpacked: int, max_ratio: float) -> None:
+    limit = max_ratio * archive.stat().st_size
+    if unpacked > limit:
+        raise ValueError(f"refusing to extract {archive.name}: it would unpack to {unpacked / 2**20:.0f} MiB, more "
+                         f"than {max_ratio:g} times its own {archive.stat().st_size / 2**20:.0f} MiB; if it is "
+                         f"genuine, unpack it by hand into {archive.parent}")
+
+
+def extract(archive: str | Path, dest_dir: str | Path, *, password: bytes | None = None,
+            max_ratio: float = MAX_RATIO) -> Path:
     """Unpack a ``.zip``, ``.tar``, ``.tar.gz`` or ``.tgz`` archive into ``dest_dir``.
 
-    Every member is checked before anything is written. The archive unpacks into a temporary
-    folder inside ``dest_dir`` whose contents are then moved into place, so its top-level
-    folders only appear complete.
+    Every member is checked before anything is written, and the total size they unpack to (at most
+    ``max_ratio`` times the archive's). The archive unpacks into a temporary folder inside
+    ``dest_dir`` whose contents are then moved into place, so its top-level folders only appear complete.
     """
     archive, dest_dir = Path(archive), Path(dest_dir)
     dest_dir.mkdir(parents=True, exist_ok=True)
@@ -157,6 +200,7 @@ def extract(archive: str | Path, dest_dir: str | Path, *, password: bytes | None
             with zipfile.ZipFile(archive) as zf:
                 for info in zf.infolist():
                     _check_member(archive, info.filename)
+                _check_size(archive, sum(info.file_size for info in zf.infolist()), max_ratio)
                 zf.extractall(staging, pwd=password)
         elif tarfile.is_tarfile(archive):
             with tarfile.open(archive) as tf:
@@ -166,9 +210,12 @@ def extract(archive: str | Path, dest_dir: str | Path, *, password: bytes | None
                     if not (m.isfile() or m.isdir() or m.issym() or m.islnk()):
                         raise ValueError(f"refusing to extract {archive.name}: member {m.name!r} "
                                          f"is a device or fifo")
+                _check_size(archive, sum(m.size for m in members), max_ratio)
                 if hasattr(tarfile, "data_filter"):
                     tf.extractall(staging, members=members, filter="data")
-                else:
+                else:  # Python before 3.10.12: no filter, so drop setuid, setgid and sticky bits ourselves
+                    for m in members:
+                        m.mode &= 0o777
                     tf.extractall(staging, members=members)
         else:
             raise ValueError(f"{archive} is neither a zip nor a tar archive")

@@ -11,7 +11,7 @@ Layout of the extracted archive (under ``data_root()/tiny-imagenet-200/``)::
 The official test images carry no labels, so the official *val* set is our **test** split, and
 our validation split is held out of train (stratified, seeded). The JPEGs are decoded once into
 a uint8 array (N, 64, 64, 3) saved as ``.npy`` next to the data; later runs memory-map it.
-Resizing to 224x224 (the seed's setting) happens per sample, so the cache stays small.
+Resizing to 224x224 (the paper's setting) happens per sample, so the cache stays small.
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import Dataset
 
+from ..errors import DataError
 from .download import DataUnavailableError, data_root, extract, fetch
 from .splits import stratified_split
 
@@ -44,11 +45,30 @@ def _complete(folder: Path) -> bool:
             and (folder / "val" / "val_annotations.txt").is_file())
 
 
+def _missing(folder: Path) -> list[str]:
+    """What a ``tiny-imagenet-200`` folder lacks: files, and the classes with no training images."""
+    missing = [name for name in ("wnids.txt", "train", "val/val_annotations.txt", "val/images")
+               if not (folder / name).exists()]
+    if not missing:
+        missing = [f"train/{w}/images/*.JPEG" for w in read_wnids(folder)
+                   if not any((folder / "train" / w / "images").glob("*.JPEG"))]
+    return missing
+
+
 def tiny_imagenet_folder(root: str | Path | None = None, *, download: bool = True) -> Path:
-    """The extracted ``tiny-imagenet-200`` folder, downloading and extracting it if needed."""
+    """The extracted ``tiny-imagenet-200`` folder, downloading and extracting it if needed.
+
+    A folder that is there but incomplete (a class without training images, no ``val/``) is an error
+    that lists what is missing: it is someone's copy, not a failed download.
+    """
     root = Path(root) if root is not None else data_root()
     folder = root / FOLDER
-    if _complete(folder):
+    if _complete(folder) or (folder / "wnids.txt").is_file():
+        missing = _missing(folder)
+        if missing:
+            raise DataError(f"{folder} is incomplete: missing {', '.join(missing[:5])}"
+                            f"{f' and {len(missing) - 5} more' if len(missing) > 5 else ''}; put the missing "
+                            f"parts back, or move the folder away to download it again")
         return folder
     if not download:
         raise DataUnavailableError(
@@ -56,9 +76,9 @@ def tiny_imagenet_folder(root: str | Path | None = None, *, download: bool = Tru
             f"{root.resolve()} (or extract it there), or set DYNLAB_DATA to the folder holding {FOLDER}/.")
     archive = fetch(URL, ARCHIVE, root, MD5, what="Tiny ImageNet")
     extract(archive, root)
-    if not _complete(folder):
+    if not _complete(folder) or _missing(folder):
         raise DataUnavailableError(f"{archive} did not hold the expected {FOLDER}/ layout "
-                                   f"(wnids.txt, train/, val/val_annotations.txt)")
+                                   f"(wnids.txt, train/<wnid>/images/, val/val_annotations.txt)")
     return folder
 
 
@@ -106,11 +126,14 @@ def _decode(files: list[Path]) -> np.ndarray:
 
     out = np.empty((len(files), NATIVE_SIZE, NATIVE_SIZE, 3), dtype=np.uint8)
     for i, path in enumerate(tqdm(files, desc="decoding Tiny ImageNet", leave=False)):
-        with Image.open(path) as image:
-            image = image.convert("RGB")  # a few Tiny ImageNet images are greyscale
-            if image.size != (NATIVE_SIZE, NATIVE_SIZE):
-                image = image.resize((NATIVE_SIZE, NATIVE_SIZE), Image.BILINEAR)
-            out[i] = np.asarray(image)
+        try:
+            with Image.open(path) as image:
+                image = image.convert("RGB")  # a few Tiny ImageNet images are greyscale
+                if image.size != (NATIVE_SIZE, NATIVE_SIZE):
+                    image = image.resize((NATIVE_SIZE, NATIVE_SIZE), Image.BILINEAR)
+                out[i] = np.asarray(image)
+        except OSError as error:
+            raise DataError(f"cannot decode {path} ({error}): replace it with a good copy, or delete it") from None
     return out
 
 

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..errors import DataError
 from .download import DataUnavailableError, data_root, extract, fetch
 from .splits import stratified_kfold
 
@@ -32,6 +33,8 @@ UCR_ARCHIVE = "UCRArchive_2018.zip"
 UCR_FOLDER = "UCRArchive_2018"
 # The archive is a password-protected zip; the password is published on the UCR archive's page.
 UCR_PASSWORD = b"someone"
+#: the archive is mostly text, which compresses more than images: it may unpack to more than 4x its size
+UCR_RATIO = 10
 
 
 @dataclass
@@ -59,14 +62,46 @@ class UCRData:
 
 
 def read_ucr_tsv(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """One TSV file -> (values (N, L) float32, raw labels (N,) float64)."""
-    table = np.loadtxt(path, delimiter="\t", dtype=np.float64, ndmin=2)
-    labels, values = table[:, 0], table[:, 1:]
+    """One TSV file -> (values (N, L) float32, raw labels (N,) float64).
+
+    Every line is checked: a number for the label, tab-separated numbers for the series, all of one
+    length and finite; an error names the file and the line.
+    """
+    path = Path(path)
+    labels, rows = [], []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}, line {number}"
+        if "," in line and "\t" not in line:
+            raise DataError(f"{where}: the values are separated by commas; UCR files separate them by tabs")
+        fields = line.rstrip("\n").split("\t")
+        try:
+            label = float(fields[0])
+        except ValueError:
+            raise DataError(f"{where}: the label {fields[0]!r} is not a number") from None
+        try:
+            values = [float(v) for v in fields[1:]]
+        except ValueError as error:
+            raise DataError(f"{where}: {error}; every value must be a number") from None
+        if rows and len(values) != len(rows[0]):
+            raise DataError(f"{where}: {len(values)} values, where line 1 has {len(rows[0])}; every series of "
+                            "a file must have the same length")
+        labels.append(label)
+        rows.append(values)
+    if not rows:
+        raise DataError(f"{path} holds no series")
+    values = np.asarray(rows, dtype=np.float64)
     if np.isnan(values).any():
-        raise ValueError(f"{path} holds series of different lengths (padded with NaN) or missing "
-                         f"values; dynlab's loaders need equal-length series. Pick an equal-length "
-                         f"data set, or resample the series to one length first.")
-    return values.astype(np.float32), labels
+        line = int(np.isnan(values).any(axis=1).argmax()) + 1
+        raise DataError(f"{path} holds series of different lengths (padded with NaN) or missing values (first at "
+                        f"series {line}); dynlab's loaders need equal-length series. Pick an equal-length data set, "
+                        "or resample the series to one length first.")
+    if not np.isfinite(values).all():
+        line = int((~np.isfinite(values)).any(axis=1).argmax()) + 1
+        raise DataError(f"{path}: series {line} holds an infinite value; fix or drop it (z-normalising it would "
+                        "give NaN)")
+    return values.astype(np.float32), np.asarray(labels)
 
 
 def znormalize(x: np.ndarray) -> np.ndarray:
@@ -101,7 +136,7 @@ def find_ucr_files(name: str = "Adiac", root: str | Path | None = None, *,
         raise DataUnavailableError(f"UCR data set {name!r} not found: {where}.")
     archive = fetch(UCR_URL, UCR_ARCHIVE, root, what=f"UCR archive, for {name!r}")
     try:
-        extract(archive, root, password=UCR_PASSWORD)
+        extract(archive, root, password=UCR_PASSWORD, max_ratio=UCR_RATIO)
     except (RuntimeError, NotImplementedError, zipfile.BadZipFile) as err:
         raise DataUnavailableError(f"Could not unpack {archive}: {err}. Unpack it by hand "
                                    f"(the password is on the UCR archive's page) and {where}.") from err

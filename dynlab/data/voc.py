@@ -3,7 +3,7 @@
 21 classes (background + 20 objects); mask value 255 marks object borders and padding and is
 ignored by the loss and the mIoU. VOC's segmentation ``train`` list (1,464 images) gives our
 train and validation splits (a seeded hold-out); VOC's ``val`` list (1,449 images) is our test
-split, since the official test masks are not public. (The seed's "11,530 samples" is the
+split, since the official test masks are not public. (The paper's "11,530 samples" is the
 *detection* trainval count.)
 
 The data live in ``data_root()/VOCdevkit/VOC2012/``; a missing copy is fetched with torchvision's
@@ -22,6 +22,7 @@ from torchvision.datasets import VOCSegmentation as _TorchvisionVOC
 from torchvision.datasets.voc import DATASET_YEAR_DICT
 from torchvision.transforms import InterpolationMode
 
+from ..errors import DataError
 from .download import DataUnavailableError, data_root, extract, fetch
 
 VOC2012 = DATASET_YEAR_DICT["2012"]  # url, filename, md5, base_dir ("VOCdevkit/VOC2012")
@@ -134,6 +135,11 @@ class VOCSegmentation(Dataset):
             raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
         root = voc_root(root, download=download)
         self.voc = _TorchvisionVOC(str(root), year="2012", image_set="val" if split == "test" else "train")
+        unpaired = [path for pair in zip(self.voc.images, self.voc.masks) for path in pair if not Path(path).is_file()]
+        if unpaired:
+            raise DataError(f"VOC's {'val' if split == 'test' else 'train'} list names {len(unpaired)} file(s) that "
+                            f"are not there, e.g. {unpaired[0]}: every listed image needs its JPEG and its "
+                            "SegmentationClass mask; put them back, or move VOCdevkit/ away to download it again")
         n = len(self.voc)
         if split == "test":
             self.indices = np.arange(n)

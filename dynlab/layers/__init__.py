@@ -24,6 +24,7 @@ from .protocol import (
     bind,
     collect_attention,
     needs_precise_batchnorm,
+    reset_kernel_representation,
     set_temperature,
     uses_temperature,
 )
@@ -34,6 +35,6 @@ __all__ = [
     "ATTENTION_KINDS", "AttentionRecorder", "ConvUnit", "DynamicConv", "GatedConv", "KernelRepresentation",
     "ODConv", "OrientedConv", "PixelMixtureConv", "SqueezeExcite", "StaticConv", "TemperatureSchedule",
     "VARIANTS", "Variant", "auxiliary_loss", "bind", "build", "build_post_block", "collect_attention",
-    "factories", "get", "names", "needs_precise_batchnorm", "set_temperature", "split_options",
-    "uses_temperature",
+    "factories", "get", "names", "needs_precise_batchnorm", "reset_kernel_representation", "set_temperature",
+    "split_options", "uses_temperature",
 ]

@@ -2,7 +2,9 @@
 
     pi = softmax(FC(relu(FC(GAP x))) / T),   W(x) = sum_k pi_k W_k,   y = W(x) * x.
 
-With ``routing="sigmoid"`` (and no temperature) the same unit is CondConv (Yang et al., NeurIPS 2019).
+With ``routing="sigmoid"`` the unit is CondConv (Yang et al., NeurIPS 2019): its routing is one fully
+connected layer, r = sigmoid(GAP(x) R) (as in timm's ``CondConv2d``), each kernel's weight on its own
+(they need not sum to 1), and no temperature.
 This is the paper's eq. 1, W = sum A W: one mixed kernel per *image*.
 """
 from __future__ import annotations
@@ -27,18 +29,22 @@ class DynamicConv(ConvUnit):
         self.kernels = kernels
         self.routing = routing
         self.uses_temperature = routing == "softmax"
-        hidden = max(self.in_channels // 4, 16)
-        self.attention_hidden = nn.Linear(self.in_channels, hidden)
-        self.attention_logits = nn.Linear(hidden, kernels)
+        if routing == "softmax":  # DyConv's two-layer attention
+            hidden = max(self.in_channels // 4, 16)
+            self.attention_hidden = nn.Linear(self.in_channels, hidden)
+            self.attention_logits = nn.Linear(hidden, kernels)
+        else:  # CondConv's routing: one layer
+            self.attention_hidden = None
+            self.attention_logits = nn.Linear(self.in_channels, kernels)
         self.weight = stacked_kernels(kernels, self.weight_shape)
         self.bias = nn.Parameter(torch.zeros(kernels, self.out_channels)) if self.has_bias else None
 
     def kernel_attention(self, x: torch.Tensor) -> torch.Tensor:
         """pi: (B, K), how much of each kernel goes into each image's kernel."""
-        logits = self.attention_logits(torch.relu(self.attention_hidden(global_average(x))))
+        pooled = global_average(x)
         if self.routing == "sigmoid":
-            return torch.sigmoid(logits)
-        return torch.softmax(logits / self.temperature, dim=1)
+            return torch.sigmoid(self.attention_logits(pooled))
+        return torch.softmax(self.attention_logits(torch.relu(self.attention_hidden(pooled))) / self.temperature, dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)

@@ -31,11 +31,17 @@ class GatedConv(ConvUnit):
         self.gate_logits = nn.Linear(hidden, self.out_channels)
         nn.init.constant_(self.gate_logits.bias, 3.0)  # gates start open
         self._open_rate: torch.Tensor | None = None  # kept as a tensor: reading it out would sync a GPU
+        self._union_rate: torch.Tensor | None = None
 
     @property
     def last_open_rate(self) -> float | None:
-        """The share of gates open on the last forward (None before the first)."""
+        """The share of gates open on the last forward, over its samples (None before the first)."""
         return None if self._open_rate is None else float(self._open_rate)
+
+    @property
+    def last_union_rate(self) -> float | None:
+        """The share of output channels open for at least one sample of the last forward's batch."""
+        return None if self._union_rate is None else float(self._union_rate)
 
     def gate_probabilities(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.gate_logits(torch.relu(self.gate_hidden(global_average(x)))))
@@ -46,6 +52,7 @@ class GatedConv(ConvUnit):
         hard = (soft > 0.5).to(soft.dtype)
         self._record(gates=hard)
         self._open_rate = hard.mean().detach()
+        self._union_rate = hard.amax(dim=0).mean().detach()
         if not self.training:
             self.aux_term = None
             return hard
@@ -65,6 +72,12 @@ class GatedConv(ConvUnit):
         return self.conv_macs(x.shape[0], y[0, 0].numel()) + y.numel()
 
     def executed_macs(self, x: torch.Tensor, y: torch.Tensor) -> int:
-        """MACs at the open rate measured on this forward (closed channels cost nothing)."""
+        """MACs if every sample convolved only its own open channels (the mean open rate of this forward)."""
         rate = self.last_open_rate if self.last_open_rate is not None else 1.0
+        return round(self.conv_macs(x.shape[0], y[0, 0].numel()) * rate) + y.numel()
+
+    def union_macs(self, x: torch.Tensor, y: torch.Tensor) -> int:
+        """MACs of convolving, for the whole batch, the channels open for some sample: what one convolution
+        over the batch computes when it skips closed channels (``dynlab.kernels``'s inference path)."""
+        rate = self.last_union_rate if self.last_union_rate is not None else 1.0
         return round(self.conv_macs(x.shape[0], y[0, 0].numel()) * rate) + y.numel()

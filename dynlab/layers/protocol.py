@@ -106,6 +106,17 @@ class _ResetRepresentation:
         self.state.reset()
 
 
+def reset_kernel_representation(model: nn.Module) -> None:
+    """Zero the kernel representation of ``model``'s ``local`` units: what starts every forward.
+
+    ``bind``'s hook does it when ``model(x)`` is called; a forward that enters elsewhere (a ResNet's
+    ``features``) calls this itself, or it would carry the last call's representation over.
+    """
+    for state in {id(m.shared): m.shared for m in model.modules()
+                  if isinstance(m, PixelMixtureConv) and m.shared is not None}.values():
+        state.reset()
+
+
 def bind(model: nn.Module) -> nn.Module:
     """Give a model's ``local`` units one shared kernel representation, reset at every forward.
 

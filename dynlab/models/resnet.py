@@ -108,8 +108,10 @@ class ResNet(nn.Module):
                              f"got shape {tuple(x.shape)}")
 
     def features(self, x):
-        """Feature maps after layer4 (before pooling)."""
+        """Feature maps after layer4 (before pooling). A forward of its own: ``local``'s kernel
+        representation starts from zero here too, whoever calls it."""
         self.check_input(x)
+        layers.reset_kernel_representation(self)
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 

@@ -68,3 +68,15 @@ def test_condconv_sigmoid_routing_ignores_temperature(dim):
         assert torch.equal(unit(x), y)
     softmax_unit = layers.build("dyconv", 4, 6, 3, dim=dim, padding=1)
     assert layers.uses_temperature(softmax_unit)
+
+
+@pytest.mark.parametrize("dim", [1, 2])
+def test_condconv_routing_is_one_fully_connected_layer(dim):
+    """CondConv (Yang et al.; timm's CondConv2d): r = sigmoid(GAP(x) R + b), W_b = sum_k r_bk W_k."""
+    torch.manual_seed(0)
+    unit = layers.build("dyconv", 4, 6, 3, dim=dim, padding=1, routing="sigmoid").double().eval()
+    assert unit.attention_hidden is None and unit.attention_logits.in_features == 4
+    x = make_input(dim, batch=3, dtype=torch.float64)
+    r = torch.sigmoid(gap(x) @ unit.attention_logits.weight.t() + unit.attention_logits.bias)
+    expected = torch.cat([conv1(x[b:b + 1], sum(r[b, k] * unit.weight[k] for k in range(4)), unit) for b in range(3)])
+    torch.testing.assert_close(unit(x), expected, rtol=1e-10, atol=1e-10)

@@ -121,3 +121,18 @@ def test_local_needs_same_padding(dim):
         layers.build("local", 4, 4, 3, dim=dim, padding=0)
     with pytest.raises(ValueError, match="same"):
         layers.build("local", 4, 4, 3, dim=dim, padding=1, dilation=2)
+
+
+def test_features_resets_the_kernel_representation_itself():
+    """A forward that enters through ``features`` (Grad-CAM, feature extraction) starts from r = 0 too."""
+    from dynlab.models import resnet18
+
+    torch.manual_seed(0)
+    model = resnet18("local", 3, stem="small", width=8).eval()
+    x = torch.randn(2, 3, 16, 16)
+    first = model.features(x)
+    model(torch.randn(2, 3, 16, 16))  # another input in between
+    torch.testing.assert_close(model.features(x), first, rtol=0, atol=0)
+    model.train()
+    for _ in range(2):  # a second training step through features() once raised "backward ... a second time"
+        model.features(x).sum().backward()
