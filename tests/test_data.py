@@ -523,3 +523,21 @@ def test_a_download_without_a_published_checksum_records_and_checks_its_own(tmp_
     dest.write_bytes(b"changed since")
     with pytest.raises(ValueError, match="no longer matches the sha256 recorded"):
         dl.download(source.as_uri(), dest, quiet=True)
+
+
+@pytest.mark.parametrize("make, reason", [
+    (lambda m: (setattr(m, "type", tarfile.FIFOTYPE)), "is a device or fifo"),
+    (lambda m: (setattr(m, "type", tarfile.CHRTYPE)), "is a device or fifo"),
+    (lambda m: (setattr(m, "type", tarfile.LNKTYPE), setattr(m, "linkname", "../../outside")), "link pointing outside"),
+    (lambda m: setattr(m, "name", "/etc/evil"), "an absolute path"),
+    (lambda m: setattr(m, "name", "C:/evil"), "an absolute path"),
+])
+def test_extract_refuses_devices_fifos_hardlinks_out_and_absolute_names_before_writing(tmp_path, make, reason):
+    member = tarfile.TarInfo("data/member")
+    make(member)
+    archive = tmp_path / "bad.tar"
+    with tarfile.open(archive, "w") as tf:
+        tf.addfile(member)
+    with pytest.raises(ValueError, match=reason):
+        dl.extract(archive, tmp_path / "dest")
+    assert not [p for p in (tmp_path / "dest").rglob("*") if not p.name.startswith(".")]

@@ -243,3 +243,51 @@ def test_cli_ctrl_c_and_offline_downloads(tmp_path, capsys, monkeypatch):
 def test_debug_shows_the_traceback():
     with pytest.raises(ValueError, match="--resume needs --out"):
         cli.main(["--debug", *TRAIN, "--resume"])
+
+
+def test_a_malicious_pickle_in_a_checkpoint_runs_nothing(tmp_path, data):
+    import pickle
+
+    tiny_fit(tmp_path, data)
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    with open(tmp_path / "last.pt", "wb") as handle:
+        pickle.dump({"fingerprint": Evil(), "model": {}}, handle)
+    with pytest.raises(CheckpointError, match="last.pt"):
+        load_checkpoint(tmp_path / "last.pt")
+    assert not marker.exists()
+
+
+KILLED_RUN = """
+import os, signal, sys, torch
+from dynlab.engine import fit
+from dynlab.engine.smoke import TinyNet, smoke_datasets
+torch.set_num_threads(1)
+train, val, test = smoke_datasets(samples=64, seed=0)
+def kill_after_2(context):
+    if context.epoch == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+torch.manual_seed(0)
+fit(TinyNet("dyconv"), train, val, test, epochs=4, batch_size=16, lr=1e-2, seed=3, out_dir=sys.argv[1], quiet=True,
+    callbacks=[kill_after_2])
+"""
+
+
+@pytest.mark.slow
+def test_a_run_killed_with_sigkill_resumes_to_the_uninterrupted_end(tmp_path, data):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", KILLED_RUN, str(tmp_path / "cut")], capture_output=True)
+    assert result.returncode == -9 and (tmp_path / "cut" / "last.pt").exists()
+    train, val, test = smoke_datasets(samples=64, seed=0)
+    settings = dict(epochs=4, batch_size=16, lr=1e-2, seed=3, quiet=True)
+    torch.manual_seed(0)
+    whole = fit(TinyNet("dyconv"), train, val, test, out_dir=tmp_path / "whole", **settings)
+    resumed = fit(TinyNet("dyconv"), train, val, test, out_dir=tmp_path / "cut", resume=True, **settings)
+    strip = lambda records: [{k: v for k, v in r.items() if k != "seconds"} for r in records]  # noqa: E731
+    assert strip(resumed.records) == strip(whole.records) and resumed.test == whole.test

@@ -15,8 +15,6 @@ Resizing to 224x224 (the paper's setting) happens per sample, so the cache stays
 """
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -27,6 +25,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from ..errors import DataError
+from ..files import replacing
 from .download import DataUnavailableError, data_root, extract, fetch
 from .splits import stratified_split
 
@@ -138,14 +137,9 @@ def _decode(files: list[Path]) -> np.ndarray:
 
 
 def _save_atomic(path: Path, array: np.ndarray) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
+    with replacing(path) as tmp:
+        with open(tmp, "wb") as f:
             np.save(f, array)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def load_arrays(split: str, root: str | Path | None = None, *,
