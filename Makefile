@@ -22,7 +22,7 @@ study: $(STAMP)
 # tests, which reload the models nbval trained from the same run folder.
 test: $(STAMP)
 	DYNLAB_QUICK=1 DYNLAB_RUNS=$$(mktemp -d) MPLBACKEND=Agg $(PY) -m pytest notebooks tests \
-		--nbval-lax --nbval-current-env --nbval-cell-timeout=300
+		--nbval-lax --nbval-current-env --nbval-cell-timeout=900
 
 # Browser tests that run notebooks (needs Chromium: see tests/browser/conftest.py); their screenshots
 # replace the committed ones in assets/screens/.

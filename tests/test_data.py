@@ -417,7 +417,7 @@ def test_synthetic_scenes_masks():
 # ---------------------------------------------------------------- load_task
 
 @pytest.mark.parametrize("task, shape, metric, ignore", [
-    ("classification", (3, 32, 32), "accuracy", None),
+    ("classification", (3, 64, 64), "accuracy", None),
     ("segmentation", (3, 64, 64), "miou", 255),
 ])
 def test_load_task_synthetic_quick(task, shape, metric, ignore):

@@ -41,6 +41,44 @@ def test_segmentation_backbone_has_output_stride_16():
     assert model.backbone.features(torch.randn(1, 3, 64, 64)).shape[-2:] == (4, 4)
 
 
+def test_segmentation_at_output_stride_8_has_an_8x8_map_and_a_head_of_its_width():
+    model = segmentation_model("base", num_classes=3, width=8, output_stride=8, head_channels=16, atrous_rates=(1, 2, 4))
+    assert model.backbone.features(torch.randn(1, 3, 64, 64)).shape[-2:] == (8, 8)
+    assert max(m.out_channels for m in model.head.modules() if isinstance(m, torch.nn.Conv2d)) == 16
+    assert [m.dilation[0] for m in model.head[0].modules() if isinstance(m, torch.nn.Conv2d) and m.dilation[0] > 1] \
+        == [2, 4]
+    assert model(torch.randn(2, 3, 64, 64)).shape == (2, 3, 64, 64)
+    with pytest.raises(ValueError, match="output_stride must be one of 32, 16, 8, 4"):
+        segmentation_model("base", num_classes=3, width=8, output_stride=12)
+
+
+def test_the_head_with_its_defaults_is_torchvisions_deeplab_head():
+    from torchvision.models.segmentation.deeplabv3 import DeepLabHead
+
+    from dynlab.models.segmentation import deeplab_head
+
+    torch.manual_seed(0)
+    theirs = DeepLabHead(32, 5)
+    torch.manual_seed(0)
+    ours = deeplab_head(32, 5)
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    assert all(torch.equal(a, b) for a, b in zip(ours.state_dict().values(), theirs.state_dict().values()))
+
+
+def test_dilated_stages_keep_the_map_and_follow_torchvision():
+    torchvision = pytest.importorskip("torchvision")
+    ours = resnet18("base", 10, width=64, dilate=2)
+    theirs = torchvision.models.resnet50(replace_stride_with_dilation=[False, True, True])
+    assert ours.features(torch.randn(1, 3, 64, 64)).shape[-2:] == (8, 8)
+    dilations = lambda m, stage: [c.dilation[0] for c in getattr(m, stage).modules()  # noqa: E731
+                                  if hasattr(c, "dilation") and tuple(c.kernel_size) == (3, 3)]
+    # torchvision's first block of a dilated stage keeps the previous dilation, the others the new one
+    assert dilations(ours, "layer3") == [1, 1, 2, 2] and dilations(theirs, "layer3")[:1] == [1]
+    assert dilations(ours, "layer4") == [2, 2, 4, 4] and dilations(theirs, "layer4")[:1] == [2]
+    with pytest.raises(ValueError, match="dilate"):
+        resnet18("base", 10, dilate=4)
+
+
 def test_resnet18_matches_torchvision_layout():
     torchvision = pytest.importorskip("torchvision")
     ours = resnet18("base", 1000)

@@ -1,13 +1,25 @@
 """Synthetic stand-ins for the image tasks, so that everything runs offline and in seconds.
 
-``SyntheticShapes``: one shape or texture per image, the class is what it is. Several pairs of
-classes differ only by orientation (horizontal vs vertical bar, horizontal vs vertical stripes,
-arrow right vs left, triangle up vs down, the two diagonals), which is what orientation-aware
-layers such as ``orient`` are about. Colours, background gradient, size, position, a small
-rotation and pixel noise are random, so colour never gives the class away.
+``SyntheticShapes``: one shape or texture per image, the class is what it is. The default ten classes
+are chosen so that each kind of dynamic convolution has something to show:
 
-``SyntheticScenes``: several shapes per image over a random background and a per-pixel mask
-(0 = background, k = the k-th shape class), for the segmentation task.
+- **orientation only**: horizontal vs vertical bar, and horizontal vs vertical stripes; each pair is the
+  same picture turned by 90 degrees (what ``orient``'s rotated kernels pool over; its static stem still
+  sees the orientation);
+- **a texture that changes from image to image**: the stripes and the checkerboard have a period and a
+  phase drawn per image, so a kernel tuned to one image fits the next one less well (what per-image
+  kernels, ``dyconv`` and the ODConvs, can adapt to);
+- **where the parts sit**: arrow right vs left, the same shaft with its head at the other end (a
+  choice that depends on the position, ``local``'s per-pixel mixture);
+- and plain shapes (disc, ring, square), for contrast.
+
+Colours, background gradient, size, position, a small rotation and pixel noise are random, so colour
+never gives the class away; classes are balanced. The remaining shapes of :data:`SHAPE_CLASSES` (16 in
+all) come in with ``num_classes > 10``.
+
+``SyntheticScenes``: several shapes per image over a random background with clutter (thin strokes of
+random colours, labelled background), and a per-pixel mask (0 = background, k = the k-th shape class),
+for the segmentation task. Every shape class is equally likely in every slot.
 
 Everything is drawn with NumPy's vectorised generator from one seed: the same seed gives the
 same images, and 2,000 images of 32x32 take a fraction of a second. Images are stored as uint8
@@ -52,19 +64,19 @@ def _arrow(u, v, r):
 ShapeFn = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 SHAPES: dict[str, ShapeFn] = {
     "disc": lambda u, v, r, q, p: u**2 + v**2 < r**2,
-    "square": lambda u, v, r, q, p: (np.abs(u) < 0.8 * r) & (np.abs(v) < 0.8 * r),
-    "triangle up": lambda u, v, r, q, p: _triangle(u, v, r),
     "ring": lambda u, v, r, q, p: ((u**2 + v**2) < r**2) & ((u**2 + v**2) > (0.55 * r) ** 2),
     "horizontal bar": lambda u, v, r, q, p: (np.abs(u) < r) & (np.abs(v) < 0.28 * r),
     "vertical bar": lambda u, v, r, q, p: (np.abs(v) < r) & (np.abs(u) < 0.28 * r),
     "horizontal stripes": lambda u, v, r, q, p: _patch(u, v, r) & _stripes(v, q, p),
     "vertical stripes": lambda u, v, r, q, p: _patch(u, v, r) & _stripes(u, q, p),
-    "arrow right": lambda u, v, r, q, p: _arrow(u, v, r),
-    "arrow left": lambda u, v, r, q, p: _arrow(-u, v, r),
-    "cross": lambda u, v, r, q, p: (((np.abs(u) < r) & (np.abs(v) < 0.22 * r))
-                                    | ((np.abs(v) < r) & (np.abs(u) < 0.22 * r))),
     "checkerboard": lambda u, v, r, q, p: _patch(u, v, r) & (
         (np.floor(u / (0.5 * q) + p) + np.floor(v / (0.5 * q) + p)) % 2 == 0),
+    "square": lambda u, v, r, q, p: (np.abs(u) < 0.8 * r) & (np.abs(v) < 0.8 * r),
+    "arrow right": lambda u, v, r, q, p: _arrow(u, v, r),
+    "arrow left": lambda u, v, r, q, p: _arrow(-u, v, r),
+    "triangle up": lambda u, v, r, q, p: _triangle(u, v, r),
+    "cross": lambda u, v, r, q, p: (((np.abs(u) < r) & (np.abs(v) < 0.22 * r))
+                                    | ((np.abs(v) < r) & (np.abs(u) < 0.22 * r))),
     "frame": lambda u, v, r, q, p: ((np.abs(u) < 0.8 * r) & (np.abs(v) < 0.8 * r)
                                     & ~((np.abs(u) < 0.45 * r) & (np.abs(v) < 0.45 * r))),
     "diagonal stripes": lambda u, v, r, q, p: _patch(u, v, r) & _stripes((u + v) / np.sqrt(2), q, p),
@@ -110,7 +122,7 @@ def _draw_masks(rng: np.random.Generator, names: Sequence[str], which: np.ndarra
     cy = rng.uniform(r, size - r).astype(np.float32)
     oriented = np.array([names[w] in ORIENTED for w in which])
     turn = np.where(oriented, np.pi / 12, np.pi / 4) * rng.uniform(-1, 1, m)
-    period = rng.uniform(0.4, 0.6, m).astype(np.float32) * r
+    period = rng.uniform(0.35, 0.7, m).astype(np.float32) * r  # textures differ from image to image
     phase = rng.uniform(0, 1, m).astype(np.float32)
     grid = np.arange(size, dtype=np.float32) + 0.5
     dx = grid[None, None, :] - cx[:, None, None]
@@ -125,6 +137,24 @@ def _draw_masks(rng: np.random.Generator, names: Sequence[str], which: np.ndarra
     return masks
 
 
+def _clutter(rng: np.random.Generator, picture: np.ndarray, strokes: int) -> np.ndarray:
+    """``picture`` with ``strokes`` thin line segments of random colours drawn on each image."""
+    m, _, size, _ = picture.shape
+    grid = np.arange(size, dtype=np.float32) + 0.5
+    for _ in range(strokes):
+        start = rng.uniform(0, size, (m, 2)).astype(np.float32)
+        direction = rng.uniform(0, 2 * np.pi, m)
+        length = rng.uniform(0.2, 0.5, m).astype(np.float32) * size
+        along = np.stack([np.cos(direction), np.sin(direction)], 1).astype(np.float32)
+        dx = grid[None, None, :] - start[:, 0, None, None]
+        dy = grid[None, :, None] - start[:, 1, None, None]
+        t = np.clip(dx * along[:, 0, None, None] + dy * along[:, 1, None, None], 0, length[:, None, None])
+        distance = np.hypot(dx - t * along[:, 0, None, None], dy - t * along[:, 1, None, None])
+        colour = rng.uniform(0, 1, (m, 3, 1, 1)).astype(np.float32)
+        picture = np.where((distance < 0.7)[:, None], colour, picture)
+    return picture
+
+
 def _to_uint8(images: np.ndarray, rng: np.random.Generator, noise: float) -> np.ndarray:
     images = images + noise * rng.standard_normal(images.shape, dtype=np.float32)
     return np.round(np.clip(images, 0.0, 1.0) * 255).astype(np.uint8)
@@ -137,8 +167,8 @@ def _normalise(image: torch.Tensor) -> torch.Tensor:
 class SyntheticShapes(Dataset):
     """Classification images: ``(float tensor (3, S, S), int64 label)``, classes balanced.
 
-    ``num_classes`` takes the first classes of :data:`SHAPE_CLASSES` (up to 16); the default 10
-    hold three orientation pairs (bars, stripes, arrows). ``seed`` may be an int or a tuple of
+    ``num_classes`` takes the first classes of :data:`SHAPE_CLASSES` (up to 16; the default 10 are
+    described in the module doc). ``seed`` may be an int or a tuple of
     ints (e.g. ``(seed, split)``) so that splits are independent draws.
     """
 
@@ -176,12 +206,13 @@ class SyntheticScenes(Dataset):
     """Segmentation scenes: ``(float tensor (3, S, S), int64 mask (S, S))``, 0 = background.
 
     Each scene holds ``min_shapes`` to ``max_shapes`` shapes of the ``num_classes - 1`` first
-    classes of :data:`SCENE_CLASSES`, each its own colour; later shapes cover earlier ones and
-    the mask shows what is visible.
+    classes of :data:`SCENE_CLASSES`, each its own colour, over ``clutter`` thin strokes that are
+    background; later shapes cover earlier ones and the mask shows what is visible.
     """
 
     def __init__(self, n: int, image_size: int = 64, num_classes: int = 6, seed: SeedLike = 0, *,
-                 min_shapes: int = 2, max_shapes: int = 4, noise: float = 0.08) -> None:
+                 min_shapes: int = 1, max_shapes: int = 3, noise: float = 0.08, clutter: int = 3,
+                 radius: tuple[float, float] = (0.18, 0.32)) -> None:
         _check("num_classes", num_classes, 2, len(SCENE_CLASSES) + 1)
         _check("image_size", image_size, 16, 1024)
         _check("min_shapes", min_shapes, 1, max_shapes)
@@ -194,11 +225,12 @@ class SyntheticScenes(Dataset):
         for start in range(0, n, CHUNK):
             m = min(CHUNK, n - start)
             picture, bg = _background(rng, m, image_size)
+            picture = _clutter(rng, picture, clutter)
             label = np.zeros((m, image_size, image_size), dtype=np.uint8)
             count = rng.integers(min_shapes, max_shapes + 1, m)
             for slot in range(max_shapes):
                 which = rng.integers(0, len(shape_names), m)
-                drawn = _draw_masks(rng, shape_names, which, image_size, (0.12, 0.24))
+                drawn = _draw_masks(rng, shape_names, which, image_size, radius)
                 drawn &= (slot < count)[:, None, None]
                 fg = _contrasting(rng, bg)[:, :, None, None]
                 picture = np.where(drawn[:, None], fg, picture)

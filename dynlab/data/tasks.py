@@ -28,8 +28,8 @@ PROFILES = ("quick", "full")
 
 # task -> profile -> (image_size, num_classes, (train, val, test) counts)
 SYNTHETIC_SIZES = {
-    "classification": {"quick": (32, 10, (800, 200, 400)), "full": (64, 10, (10000, 2000, 4000))},
-    "segmentation": {"quick": (64, 6, (240, 60, 100)), "full": (64, 6, (4000, 500, 1000))},
+    "classification": {"quick": (64, 10, (2000, 400, 1000)), "full": (64, 10, (10000, 2000, 4000))},
+    "segmentation": {"quick": (64, 6, (800, 100, 200)), "full": (64, 6, (4000, 500, 1000))},
 }
 # task -> profile -> (image or crop size, cap per split: per class for Tiny ImageNet, images for VOC)
 REAL_SIZES = {

@@ -44,8 +44,10 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Dataset, test_set: Datase
     - ``metric``: the validation metric that picks the best epoch and drives ReduceLROnPlateau and
       early stopping (default: accuracy, or miou for segmentation; ``"loss"`` is minimised). Pass
       ``plateau_patience=None`` / ``early_stopping_patience=None`` to switch them off.
-    - ``lr_schedule``: ``"plateau"`` (the paper's) or ``"cosine"`` (decay from ``lr`` to 0 over all
-      training steps; the plateau settings are then unused). ``label_smoothing`` goes to the training loss.
+    - ``lr_schedule``: ``"plateau"`` (the paper's), ``"cosine"`` (decay from ``lr`` to 0 over all
+      training steps) or ``"onecycle"`` (warm-up, then cosine decay; ``optim.make_scheduler``); the
+      plateau settings are unused by the last two. ``clip_grad_norm``: rescale the gradients to at most
+      this total norm before every step (None: never). ``label_smoothing`` goes to the training loss.
     - ``precise_batchnorm``: recompute the BatchNorm statistics before every evaluation; None switches
       it on for models that need it (``dynlab.layers.needs_precise_batchnorm``: ODConv).
     - ``keep="last"``: hand back the last epoch instead of the best one, for a final run on all the
@@ -177,6 +179,9 @@ class Trainer:
                 loss = task_loss + aux
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
+            if o.clip_grad_norm is not None:
+                self.scaler.unscale_(self.optimizer)
+                nn.utils.clip_grad_norm_(self.net.parameters(), o.clip_grad_norm)
             self.scaler.step(self.optimizer)
             self.scaler.update()
             if self.per_step_scheduler:

@@ -15,7 +15,7 @@ TASK_METRICS = {
     "timeseries": ("accuracy", "top5", "loss"),
 }
 OPTIMIZERS = ("adam", "adamw", "sgd")
-LR_SCHEDULES = ("plateau", "cosine")
+LR_SCHEDULES = ("plateau", "cosine", "onecycle")
 #: which epoch's weights ``fit`` hands back: the best on validation, or the last one trained
 KEEP = ("best", "last")
 #: settings that must match for a resumed run to end where the uninterrupted one would
@@ -47,6 +47,7 @@ class FitOptions:
     early_stopping_patience: int | None = 10
     lr_schedule: str = "plateau"
     label_smoothing: float = 0.0
+    clip_grad_norm: float | None = None
     precise_batchnorm: bool | None = None
     keep: str = "best"
     ignore_index: int = IGNORE_INDEX
@@ -73,6 +74,8 @@ class FitOptions:
             raise ValueError(f"unknown lr_schedule {self.lr_schedule!r}; valid schedules: {', '.join(LR_SCHEDULES)}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.clip_grad_norm is not None and not self.clip_grad_norm > 0:
+            raise ValueError(f"clip_grad_norm must be positive (or None), got {self.clip_grad_norm}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(f"epochs and batch_size must be positive, got epochs={self.epochs}, "
                              f"batch_size={self.batch_size}")

@@ -15,6 +15,8 @@ from ..data import TaskData, load_task, load_timeseries_fold, with_augmentation
 from ..device import describe, pick_device
 from ..engine import History, fit, load_checkpoint
 from ..models import init_dynamic_from_static, net1_dcnn, net2_dcnn, resnet18, segmentation_model, tsresnet
+from . import attention
+from .baselines import trivial_baseline
 from .cell import Cell
 
 
@@ -39,8 +41,11 @@ def load_data(task: str, data: str = "synthetic", profile=None, seed: int = 0, f
 
 
 def build_model(variant: str, task: str, data: TaskData, profile=None, **unit_options) -> nn.Module:
-    """The task's default network for ``variant`` at the profile's width."""
-    kwargs = get_profile(profile).model_kwargs(task)
+    """The task's default network for ``variant`` at the profile's width, with the unit options its
+    recipe sets (``unit_options`` given here win)."""
+    profile = get_profile(profile)
+    kwargs = profile.model_kwargs(task)
+    unit_options = {**profile.unit_options(task, variant), **unit_options}
     if task == "classification":
         return resnet18(variant, data.num_classes, in_channels=data.in_channels, **kwargs, **unit_options)
     if task == "segmentation":
@@ -105,6 +110,10 @@ class Run:
     train_series: int
     out_dir: Path | None = None
     settings: dict = field(default_factory=dict)
+    #: the trivial answer on the same test split (``baselines.trivial_baseline``)
+    baseline: dict = field(default_factory=dict)
+    #: what the model's attention does on the test split (``attention.attention_summary``)
+    attention: dict = field(default_factory=dict)
 
     @property
     def variant(self) -> str:
@@ -135,7 +144,8 @@ class Run:
                "train_seconds": round(self.train_seconds, 2), "epochs": len(self.history.records),
                "device": self.device, "protocol": c.protocol, "best_epoch": self.history.best_epoch,
                "val_metric": self.history.best_metric, "curve": [r["val_metric"] for r in self.history.records],
-               "train_series": self.train_series, "settings": self.settings}
+               "train_series": self.train_series, "settings": self.settings, "baseline": self.baseline,
+               "attention": self.attention}
         if c.options:
             row["unit_options"] = dict(c.options)
         return row
@@ -155,9 +165,9 @@ def train_cell(cell: Cell, out_dir: str | Path | None = None, *, grid: str | Pat
     profile = get_profile(cell.profile)
     settings = profile.task(cell.task)
     refit = cell.protocol == "refit"
-    if refit and (settings.lr_schedule != "cosine" or settings.early_stopping_patience is not None):
+    if refit and (settings.lr_schedule == "plateau" or settings.early_stopping_patience is not None):
         raise ValueError(f"{cell.name}: a refit trains the recipe's whole schedule and keeps its last epoch, so it "
-                         f"needs a fixed-length recipe (cosine decay, no early stopping); recipe {profile.name!r} "
+                         f"needs a fixed-length recipe (cosine or one-cycle, no early stopping); recipe {profile.name!r} "
                          f"has lr_schedule={settings.lr_schedule!r}, "
                          f"early_stopping_patience={settings.early_stopping_patience}")
     data = task_data or cell_data(cell, limit)
@@ -174,5 +184,8 @@ def train_cell(cell: Cell, out_dir: str | Path | None = None, *, grid: str | Pat
                   out_dir=out_dir, resume=resume and out_dir is not None and not overwrite, overwrite=overwrite,
                   quiet=quiet,
                   keep="last" if refit else "best", **kwargs)
+    summary = attention.attention_summary(model, data.test, class_names=data.class_names,
+                                          ignore_index=data.ignore_index, batch_size=kwargs.get("batch_size", 32))
     return Run(cell, model, history, data, cost.params, cost.macs, describe(device), len(train),
-               Path(out_dir) if out_dir is not None else None, cell_settings(cell, epochs, limit))
+               Path(out_dir) if out_dir is not None else None, cell_settings(cell, epochs, limit),
+               trivial_baseline(data), attention.as_numbers(summary))

@@ -15,6 +15,8 @@ from torch import nn
 from .. import layers
 from ..data.tasks import TASKS
 from ..engine import load_checkpoint
+from .attention import meets_goals
+from .baselines import NEAR, near_baseline
 from .cell import Cell, cell_from_row
 from .pipeline import build_model, get_profile, load_data, train_cell
 from .report import Line, markdown_table, plot_to, summarise
@@ -122,12 +124,29 @@ def _difference_text(task: str, line: Line) -> str:
     return f"{scale * diff.mean:+.2f} [{scale * diff.low:+.2f}, {scale * diff.high:+.2f}]"
 
 
+def baseline_of(rows: Sequence[dict]) -> tuple[str, float] | None:
+    """The trivial answer of these rows' test splits (its name, its mean over the rows), if recorded."""
+    given = [r["baseline"] for r in rows if r.get("baseline")]
+    if not given:
+        return None
+    return given[0]["name"], sum(b["value"] for b in given) / len(given)
+
+
+def near_trivial(line: Line, baseline: tuple[str, float] | None) -> bool:
+    return baseline is not None and near_baseline(line.mean, baseline[1])
+
+
 def task_table(task: str, rows: Sequence[dict]) -> list[str]:
     lines = summarise(rows)
     unit = "" if task == "timeseries" else " (%)"
     claims = PAPER_CLAIMS[task]["values"]
+    baseline = baseline_of(rows)
+
+    def name(line: Line) -> str:
+        return line.variant + (" (near trivial)" if near_trivial(line, baseline) else "")
+
     columns = [
-        ("variant", "---", lambda line: line.variant),
+        ("variant", "---", name),
         (f"{lines[0].metric_name}{unit} mean", "---:", lambda line: _format_metric(task, line.mean)),
         ("std", "---:", lambda line: _format_metric(task, line.std)),
         ("runs", "---:", lambda line: str(line.n)),
@@ -137,7 +156,58 @@ def task_table(task: str, rows: Sequence[dict]) -> list[str]:
         ("vs base: mean diff [95% CI]", "---", lambda line: _difference_text(task, line)),
         ("seed's claim*", "---:", lambda line: str(claims.get(layers.get(line.variant).paper_name, ""))),
     ]
-    return markdown_table(lines, columns)
+    table = markdown_table(lines, columns)
+    if baseline is not None:
+        cells = [f"trivial baseline ({baseline[0]})", _format_metric(task, baseline[1])] + [""] * (len(columns) - 2)
+        table.insert(2, "| " + " | ".join(cells) + " |")
+    return table
+
+
+def flagged_text(task: str, rows: Sequence[dict]) -> list[str]:
+    """A sentence naming the variants within ``NEAR`` of the trivial answer (none: nothing)."""
+    baseline = baseline_of(rows)
+    near = [line.variant for line in summarise(rows) if near_trivial(line, baseline)]
+    if not near:
+        return []
+    points = f"{NEAR:.2f}" if task == "timeseries" else f"{100 * NEAR:.0f} points"
+    return [f"**Near the trivial answer** (within {points} of '{baseline[0]}'): {', '.join(near)}. "
+            "These models have learned next to nothing on this task; do not read their attention as trained.", ""]
+
+
+def _mean(values):
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else None
+
+
+def attention_table(rows: Sequence[dict]) -> list[str]:
+    """Per variant (mean over its runs): the attention figures of ``experiments.attention``."""
+    out = ["| variant | spread (unit) | probe acc. / chance | hard: open rate (budget), per-class range | "
+           "hard: MACs executed / batch union / dense (M) | orient: TV distance (pair) | goal met |",
+           "| --- | --- | --- | --- | --- | --- | --- |"]
+    by_variant: dict[str, list[dict]] = {}
+    for r in rows:
+        if r.get("attention"):
+            by_variant.setdefault(r["variant"], []).append(r["attention"])
+    for variant in layers.names():
+        summaries = by_variant.get(variant)
+        if not summaries:
+            continue
+        get = lambda key: _mean([s.get(key) for s in summaries])  # noqa: E731
+        first = summaries[0]
+        cells = [variant, "", "", "", "", "", ""]
+        if get("spread") is not None:
+            cells[1] = f"{get('spread'):.3f} ({first['spread_unit']})"
+        if get("probe") is not None:
+            cells[2] = f"{get('probe'):.2f} / {get('chance'):.2f} ({first['probe_unit']})"
+        if get("open_rate") is not None:
+            cells[3] = f"{get('open_rate'):.2f} ({first['budget']}), {get('class_open_range'):.2f}"
+            cells[4] = f"{get('macs_executed') / 1e6:.1f} / {get('macs_union') / 1e6:.1f} / {get('macs') / 1e6:.1f}"
+        if get("orientation_tv") is not None:
+            cells[5] = f"{get('orientation_tv'):.2f} ({first['orientation_pair']}, {first['orientation_unit']})"
+        verdicts = [meets_goals(s, variant) for s in summaries]
+        cells[6] = "n/a" if all(v is None for v in verdicts) else f"{sum(bool(v) for v in verdicts)}/{len(verdicts)} runs"
+        out.append("| " + " | ".join(cells) + " |")
+    return out if len(out) > 2 else []
 
 
 def report_markdown(rows: Sequence[dict], command: str = "", wall_seconds: float | None = None,
@@ -158,9 +228,20 @@ def report_markdown(rows: Sequence[dict], command: str = "", wall_seconds: float
         out += ["Quick profile: narrow networks trained for a few epochs on small data. These numbers show the",
                 "methods working end to end on this machine; they are not what the methods reach at full size.", ""]
     for task in dict.fromkeys(r["task"] for r in rows):
-        out += [f"## {task}", "", *task_table(task, [r for r in rows if r["task"] == task]),
+        mine = [r for r in rows if r["task"] == task]
+        out += [f"## {task}", "", *task_table(task, mine),
                 "", f"*{PAPER_CLAIMS[task]['caption']}: the seed's numbers on the real data set, not measured here. "
-                "Its 'OD-CNN' cites ODConv but describes rotated kernels, so its claim stands beside both.", ""]
+                "Its 'OD-CNN' cites ODConv but describes rotated kernels, so its claim stands beside both.", "",
+                *flagged_text(task, mine)]
+        table = attention_table(mine)
+        if table:
+            out += [f"### {task}: the attention on the test split", "",
+                    "Spread: the mean over a unit's attention entries of their standard deviation across test samples "
+                    "(the unit with the largest). Probe: a linear probe's 5-fold cross-validated accuracy at predicting "
+                    "the label from a unit's attention (the best unit), beside chance (the commonest label's share). "
+                    "Goal met: spread >= 0.05 and probe >= 3x chance; hard: open rate within 0.1 of the budget, "
+                    "per-class range >= 0.05 and fewer executed MACs; orient: TV distance >= 0.2 "
+                    "(`dynlab.experiments.attention`).", "", *table, ""]
     out += ["Plots: `metric_per_variant.png`, `metric_vs_macs.png`, `curves.png`. "
             "MACs are multiply-accumulates per sample (FLOPs = 2 x MACs).", ""]
     return "\n".join(out)

@@ -3,8 +3,8 @@
     g = 1[sigmoid(z) > 0.5],   z = FC(relu(FC(GAP x))),   y = g * (W * x).
 
 The forward uses the hard 0/1 gates; the backward passes the gradient of sigmoid(z)
-(straight-through). A budget term (open rate - rho)^2 keeps about a fraction rho of the channels
-open. The paper cites MetaDOCK, which prunes kernels per *task*; here the gates depend on each *input*.
+(straight-through). A budget term ``budget_weight * (open rate - rho)^2`` keeps about a fraction
+rho (``budget``) of the channels open; ``gate_bias`` is the gate logits' initial bias. The paper cites MetaDOCK, which prunes kernels per *task*; here the gates depend on each *input*.
 
 A closed channel's output is exactly zero, so it need not be computed at all: ``executed_macs``
 counts what is left, and the fast inference path of ``dynlab.kernels`` skips the closed channels.
@@ -18,7 +18,8 @@ from .unit import ConvUnit, global_average, single_kernel, spread
 
 
 class GatedConv(ConvUnit):
-    def __init__(self, *args, budget: float = 0.5, budget_weight: float = 1.0, **kwargs) -> None:
+    def __init__(self, *args, budget: float = 0.5, budget_weight: float = 1.0, gate_bias: float = 3.0,
+                 **kwargs) -> None:
         super().__init__(*args, **kwargs)
         if not 0.0 <= budget <= 1.0:
             raise ValueError(f"budget (the target open rate) must be in [0, 1], got {budget}")
@@ -29,7 +30,9 @@ class GatedConv(ConvUnit):
         hidden = max(self.in_channels // 4, 16)
         self.gate_hidden = nn.Linear(self.in_channels, hidden)
         self.gate_logits = nn.Linear(hidden, self.out_channels)
-        nn.init.constant_(self.gate_logits.bias, 3.0)  # gates start open
+        # gate_bias 3 starts every gate open (sigmoid(3) = 0.95), and closing one then takes thousands of
+        # steps; near 0 the gates start undecided, so a short run can move them either way
+        nn.init.constant_(self.gate_logits.bias, float(gate_bias))
         self._open_rate: torch.Tensor | None = None  # kept as a tensor: reading it out would sync a GPU
         self._union_rate: torch.Tensor | None = None
 

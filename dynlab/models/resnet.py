@@ -55,12 +55,15 @@ class ResNet(nn.Module):
     """
 
     def __init__(self, conv_layer: ConvLayer, attn_layer: AttnLayer | None = None, num_classes=1000, dim=2,
-                 in_channels=3, stem="imagenet", width=64, dropout=0.2, blocks=(2, 2, 2, 2), dilate_last=False,
+                 in_channels=3, stem="imagenet", width=64, dropout=0.2, blocks=(2, 2, 2, 2), dilate: int = 0,
                  variant: str | None = None):
         super().__init__()
         check_dim(dim)
         if stem not in STEMS:
             raise ValueError(f"stem must be one of {STEMS}, got {stem!r}")
+        if not 0 <= dilate < len(blocks):
+            raise ValueError(f"dilate (how many of the last stages trade their stride for dilation) must be in "
+                             f"0..{len(blocks) - 1}, got {dilate}")
         if width < 1 or num_classes < 1:
             raise ValueError(f"width and num_classes must be positive, got width={width}, num_classes={num_classes}")
         self.variant, self.dim, self.stem_kind = variant, dim, stem
@@ -73,14 +76,14 @@ class ResNet(nn.Module):
             self.maxpool = nn.Identity()
         self.bn1 = _BN[dim](width)
         self.relu = nn.ReLU(inplace=True)
-        stages, channels = [], width
+        stages, channels, dilation = [], width, 1
         layers_of = dict(conv_layer=conv_layer, attn_layer=attn_layer)
         for index, count in enumerate(blocks):
             out_channels = width * 2 ** index
-            last = index == len(blocks) - 1
-            stride = 1 if index == 0 or (last and dilate_last) else 2
-            dilation = 2 if last and dilate_last else 1
-            stage = [BasicBlock(channels, out_channels, stride, 1, dim, **layers_of)]
+            stride, first_dilation = (1 if index == 0 else 2), dilation
+            if index >= len(blocks) - dilate:  # as torchvision's replace_stride_with_dilation
+                dilation, stride = dilation * stride, 1
+            stage = [BasicBlock(channels, out_channels, stride, first_dilation, dim, **layers_of)]
             stage += [BasicBlock(out_channels, out_channels, 1, dilation, dim, **layers_of) for _ in range(count - 1)]
             stages.append(nn.Sequential(*stage))
             channels = out_channels
@@ -120,14 +123,15 @@ class ResNet(nn.Module):
 
 
 def resnet18(variant="base", num_classes=1000, dim=2, in_channels=3, stem="imagenet", width=64, dropout=0.2,
-             dilate_last=False, **unit_options) -> ResNet:
+             dilate=0, **unit_options) -> ResNet:
     """BasicBlock ResNet-18 whose 3x3 block convolutions are ``variant``'s conv unit.
 
     ``stem="imagenet"``: 7x7 stride-2 convolution and max-pool (224x224 as in the paper, or 64x64).
     ``stem="small"``: 3x3 stride-1 convolution, no max-pool (32x32 and 64x64 inputs).
     ``width`` scales every stage (64 is ResNet-18; the quick profile uses a narrower network).
-    ``dilate_last``: layer4 dilated instead of strided (output stride 16, for segmentation).
+    ``dilate``: how many of the last stages are dilated instead of strided (for segmentation: with the
+    ImageNet stem, 1 gives output stride 16, 2 gives 8).
     """
     conv_layer, attn_layer = layers.factories(variant, **unit_options)
     return ResNet(conv_layer, attn_layer, num_classes, dim, in_channels, stem, width, dropout,
-                  dilate_last=dilate_last, variant=variant)
+                  dilate=dilate, variant=variant)

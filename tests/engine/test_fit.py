@@ -418,8 +418,16 @@ def test_profiles():
     assert (full.plateau_factor, full.plateau_patience, full.plateau_min_lr, full.early_stopping_patience) == (
         0.1, 5, 1e-6, 10)
     quick = get_profile("quick")
-    assert quick.model_kwargs("classification") == {"stem": "small", "width": 16, "dropout": 0.2}
+    assert quick.model_kwargs("classification") == {"stem": "imagenet", "width": 16, "dropout": 0.2}
+    assert quick.model_kwargs("segmentation") == {"stem": "imagenet", "width": 16, "output_stride": 8,
+                                                  "head_channels": 64, "atrous_rates": (1, 2, 4)}
     assert quick.model_kwargs("timeseries")["channels"] == (32, 64, 64)
+    # the course recipe: one-cycle AdamW with clipping; the full profile keeps the paper's
+    course = quick.task("classification")
+    assert (course.optimizer, course.lr_schedule, course.clip_grad_norm) == ("adamw", "onecycle", 1.0)
+    assert quick.unit_options("timeseries", "odconv") == {"attention_norm": "none"}
+    assert quick.unit_options("classification", "odconv") == {}
+    assert get_profile("full").unit_options("classification", "hard") == {}
     assert quick.fit_kwargs("segmentation")["task"] == "segmentation"
     with pytest.raises(ValueError, match="valid profiles: quick, full, paper"):
         get_profile("fast")
@@ -503,3 +511,44 @@ def test_a_callback_adds_a_loss_term_and_fields_to_the_record(data):
     history = fit(model, train, val, epochs=2, batch_size=len(train), lr=0.0, quiet=True, callbacks=[penalty])
     assert [r["steps_so_far"] for r in history] == [1, 2]
     assert history[0]["train_aux_loss"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_onecycle_warms_up_to_lr_then_decays(tmp_path):
+    from dynlab.engine.optim import WARMUP_FRACTION, make_scheduler
+    from dynlab.engine.options import FitOptions
+
+    weight = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.AdamW([weight], lr=0.01)
+    scheduler, per_step = make_scheduler(FitOptions(epochs=2, lr=0.01, lr_schedule="onecycle"), optimizer, 50)
+    rates = []
+    for _ in range(100):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert per_step and rates[0] == pytest.approx(0.01 / 25)
+    peak = max(range(100), key=rates.__getitem__)
+    assert abs(peak - WARMUP_FRACTION * 100) <= 1 and rates[peak] == pytest.approx(0.01)
+    assert rates[-1] < 1e-4
+
+
+def test_clip_grad_norm_bounds_every_step(monkeypatch):
+    from dynlab.engine import fit
+    from dynlab.engine.smoke import TinyNet
+
+    norms = []
+    original = torch.nn.utils.clip_grad_norm_
+
+    def spy(parameters, max_norm, *args, **kwargs):
+        total = original(parameters, max_norm, *args, **kwargs)
+        norms.append((float(total), max_norm))
+        return total
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", spy)
+    torch.manual_seed(0)
+    data = torch.utils.data.TensorDataset(torch.randn(32, 3, 8, 8) * 100, torch.arange(32) % 4)
+    model = TinyNet("base", 4)
+    fit(model, data, data, epochs=1, batch_size=8, clip_grad_norm=0.5, quiet=True)
+    assert len(norms) == 4 and all(m == 0.5 for _, m in norms)
+    assert any(total > 0.5 for total, _ in norms)  # there was something to clip
+    with pytest.raises(ValueError, match="clip_grad_norm must be positive"):
+        fit(model, data, data, epochs=1, clip_grad_norm=0.0, quiet=True)

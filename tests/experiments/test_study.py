@@ -39,10 +39,16 @@ def test_results_csv_has_every_cell_and_the_columns(smoke_study):
 def test_report_tables_plots_and_seed_claims(smoke_study):
     report = (smoke_study / "report.md").read_text()
     assert "## classification" in report and "## segmentation" in report and "## timeseries" in report
-    assert "seed Table 3" in report and "| base |" in report and "65.2" in report
+    assert "seed Table 3" in report and "| base" in report and "65.2" in report
     assert "not measured here" in report
+    # every task's table holds its trivial answer, and a smoke run's models are flagged as near it
+    assert report.count("| trivial baseline (commonest class) |") == 2
+    assert "| trivial baseline (background everywhere) |" in report
+    assert "**Near the trivial answer**" in report and "(near trivial)" in report
+    # the attention figures, for the variants that have them
+    assert "the attention on the test split" in report and "| dyconv | " in report
     # two matched seeds for dyconv and base on time series: a confidence interval is reported
-    dyconv_line = next(line for line in report.splitlines() if line.startswith("| dyconv |") and "[" in line)
+    dyconv_line = next(line for line in report.splitlines() if line.startswith("| dyconv") and "[" in line)
     assert "[" in dyconv_line and "]" in dyconv_line
     for name in ("metric_per_variant.png", "metric_vs_macs.png", "curves.png"):
         assert (smoke_study / name).stat().st_size > 1000
