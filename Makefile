@@ -15,13 +15,15 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The course (make study, make lab, make test) is float32 on every CPU: with AMX the engine would train
+# in bfloat16 autocast, and the course's results would then depend on the machine.
 study: $(STAMP)
-	$(VENV)/bin/dynlab study --profile quick --out runs/study-quick
+	DYNLAB_CPU_BF16=0 $(VENV)/bin/dynlab study --profile quick --out runs/study-quick
 
 # Every notebook under nbval (quick profile, a fresh run folder), then the library tests and the browser
-# tests, which reload the models nbval trained from the same run folder.
+# tests, which reload the models nbval trained from the same run folder; float32, as for make study.
 test: $(STAMP)
-	DYNLAB_QUICK=1 DYNLAB_RUNS=$$(mktemp -d) MPLBACKEND=Agg $(PY) -m pytest notebooks tests \
+	DYNLAB_QUICK=1 DYNLAB_CPU_BF16=0 DYNLAB_RUNS=$$(mktemp -d) MPLBACKEND=Agg $(PY) -m pytest notebooks tests \
 		--nbval-lax --nbval-current-env --nbval-cell-timeout=900
 
 # Browser tests that run notebooks (needs Chromium: see tests/browser/conftest.py); their screenshots
@@ -32,7 +34,7 @@ screenshots: $(STAMP)
 		-k test_run_all_cells -p no:cacheprovider
 
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks/
+	DYNLAB_CPU_BF16=0 $(VENV)/bin/jupyter lab notebooks/
 
 flops: $(STAMP)
 	$(VENV)/bin/dynlab flops
