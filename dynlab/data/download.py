@@ -1,15 +1,20 @@
-"""Downloads and archives done safely: checksum, atomic rename, no path traversal.
+"""Downloads and archives done safely: checksum, atomic rename, no path traversal, several mirrors.
 
 The rules the loaders rely on:
 
 * a download streams into a temporary file in the destination folder and is renamed into
   place only once its MD5 matches, so an interrupted or corrupt download never looks finished;
+  a body shorter than the Content-Length the server announced counts as interrupted;
+* a file may have several mirrors (:class:`Mirror`), tried in order by :func:`fetch_mirrors`: a
+  mirror that cannot be reached, answers with an HTTP error, sends a truncated body or a file with
+  the wrong checksum costs one line on stderr and the next one is tried; when all fail, one
+  :class:`MirrorsFailedError` lists every URL with its reason and says where to put the file by hand;
 * extraction refuses any member with an absolute path or a ``..`` component, and unpacks into a
   temporary folder first, so a half-extracted data set never looks finished either;
 * extraction also refuses an archive that would unpack to more than ``MAX_RATIO`` times its own
   size (a zip bomb), and drops setuid/setgid bits where the tar data filter is not there to do it;
 * a download without a published checksum records its sha256 beside the file (``NAME.sha256``) at
-  the first download, and every later use checks it;
+  the first download, and every later use checks it (a new download too, if the file was removed);
 * files that are already there are never overwritten or deleted.
 """
 from __future__ import annotations
@@ -21,19 +26,66 @@ import sys
 import tarfile
 import tempfile
 import zipfile
+from dataclasses import dataclass
+from http.client import HTTPException, IncompleteRead
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from urllib.error import URLError
+from typing import Callable, Sequence, TypeVar
+from urllib.error import HTTPError, URLError
 from urllib.request import urlopen
 
-from ..errors import DynlabError
+from ..errors import DataError, DynlabError
 
 CHUNK = 1 << 20
 #: how many times its own size an archive may unpack to
 MAX_RATIO = 4
+#: the last way out that every "could not download" message offers
+OTHERWISE = "set DYNLAB_DATA to a folder that already holds the extracted data"
+
+T = TypeVar("T")
 
 
 class DataUnavailableError(DynlabError, RuntimeError):
     """Raised when a data set is neither on disk nor downloadable; the message says what to put where."""
+
+
+class MirrorsFailedError(DataUnavailableError):
+    """Every mirror failed. ``failures`` holds ``(url, reason)`` in the order tried; ``by_hand`` the ways
+    to install the data by hand; the message lists both."""
+
+    def __init__(self, what: str, failures: Sequence[tuple[str, str]], by_hand: Sequence[str],
+                 otherwise: str = OTHERWISE) -> None:
+        self.what, self.failures, self.by_hand, self.otherwise = what, tuple(failures), tuple(by_hand), otherwise
+        lines = [f"Could not download {what}: every mirror failed."]
+        lines += [f"  {url}: {reason}" for url, reason in self.failures]
+        lines.append("To install it by hand, " + ";\nor ".join((*self.by_hand, otherwise)) + ".")
+        super().__init__("\n".join(lines))
+
+    def __reduce__(self):
+        return type(self), (self.what, self.failures, self.by_hand, self.otherwise)
+
+
+@dataclass(frozen=True)
+class Mirror:
+    """One URL a file can be downloaded from, and how the download is checked.
+
+    ``md5``: the published checksum, checked before the file appears. ``None`` where none is published:
+    the sha256 of the first download is then recorded beside the file (``NAME.sha256``) and checked at
+    every later use.
+    """
+    url: str
+    md5: str | None = None
+
+
+class _BadDownload(ValueError):
+    """A download that arrived but cannot be kept (cut short, wrong checksum); ``reason`` is the short form."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+#: what makes a mirror fail and the next one be tried
+_MIRROR_FAILURES = (OSError, HTTPException, _BadDownload)
 
 
 def data_root() -> Path:
@@ -61,14 +113,17 @@ def _recorded_sha256(dest: Path) -> Path:
     return dest.with_name(dest.name + ".sha256")
 
 
+def _read_record(record: Path) -> str | None:
+    return record.read_text().split()[0] if record.is_file() else None
+
+
 def _check_recorded(dest: Path) -> None:
     """A file downloaded without a published checksum must still match the sha256 recorded then."""
     record = _recorded_sha256(dest)
-    if record.is_file():
-        expected = record.read_text().split()[0]
-        if sha256sum(dest) != expected:
-            raise ValueError(f"{dest} no longer matches the sha256 recorded when it was downloaded ({record}): it "
-                             "was changed or damaged; move it away (and its .sha256) and download it again")
+    expected = _read_record(record)
+    if expected is not None and sha256sum(dest) != expected:
+        raise DataError(f"{dest} no longer matches the sha256 recorded when it was downloaded ({record}): it "
+                        "was changed or damaged; move it away (and its .sha256) and download it again")
 
 
 def _progress(name: str, done: int, total: int | None) -> None:
@@ -77,6 +132,19 @@ def _progress(name: str, done: int, total: int | None) -> None:
     else:
         sys.stderr.write(f"\r{name}: {done / 2**20:.0f} MiB")
     sys.stderr.flush()
+
+
+def _keep_existing(dest: Path, md5s: set[str]) -> Path:
+    """An existing file is kept if it matches one of ``md5s`` (or, without any, its recorded sha256);
+    otherwise it is reported and left alone: it may be the user's."""
+    if not md5s:
+        _check_recorded(dest)
+        return dest
+    actual = md5sum(dest)
+    if actual in md5s:
+        return dest
+    raise DataError(f"{dest} exists but its MD5 is {actual}, expected {' or '.join(sorted(md5s))}. "
+                    f"It was left untouched: move it away (or replace it with a good copy) and retry.")
 
 
 def download(url: str, dest_path: str | Path, md5: str | None = None, *,
@@ -88,61 +156,137 @@ def download(url: str, dest_path: str | Path, md5: str | None = None, *,
     """
     dest = Path(dest_path)
     if dest.exists():
-        if md5 is None:
-            _check_recorded(dest)
-            return dest
-        if md5sum(dest) == md5:
-            return dest
-        raise ValueError(f"{dest} exists but its MD5 is {md5sum(dest)}, expected {md5}. "
-                         f"It was left untouched: move it away (or replace it with a good copy) and retry.")
+        return _keep_existing(dest, {md5} if md5 else set())
+    return _fetch_new(url, dest, md5, timeout=timeout, quiet=quiet)
+
+
+def _content_length(response) -> int | None:
+    value = response.headers.get("Content-Length") if hasattr(response, "headers") else None
+    return int(value) if value and value.isdigit() else None
+
+
+def _stream(url: str, fd: int, name: str, timeout: float, quiet: bool) -> tuple[str, str]:
+    """Write the body of ``url`` to ``fd``; return its MD5 and sha256. A body shorter than announced is refused."""
+    md5, sha256 = hashlib.md5(), hashlib.sha256()
+    shown = False
+    try:
+        with os.fdopen(fd, "wb") as out, urlopen(url, timeout=timeout) as response:
+            total, done = _content_length(response), 0
+            for block in iter(lambda: response.read(CHUNK), b""):
+                out.write(block)
+                md5.update(block)
+                sha256.update(block)
+                done += len(block)
+                if not quiet:
+                    _progress(name, done, total)
+                    shown = True
+            if total is not None and done != total:
+                raise _BadDownload(f"cut short: {done:,} of {total:,} bytes",
+                                   f"the download of {name} from {url} was cut short: {done:,} of {total:,} bytes")
+            out.flush()
+            os.fsync(out.fileno())
+    finally:
+        if shown:
+            sys.stderr.write("\n")
+    return md5.hexdigest(), sha256.hexdigest()
+
+
+def _fetch_new(url: str, dest: Path, md5: str | None, *, timeout: float = 60.0, quiet: bool = False) -> Path:
+    """Download into a temporary file beside ``dest``, check it, then rename it into place."""
+    from ..files import atomic_write_text
+
     dest.parent.mkdir(parents=True, exist_ok=True)
+    record = _recorded_sha256(dest)
+    recorded = None if md5 is not None else _read_record(record)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     tmp = Path(tmp_name)
     try:
-        digest = hashlib.md5()
-        with os.fdopen(fd, "wb") as out, urlopen(url, timeout=timeout) as response:
-            total = response.headers.get("Content-Length") if hasattr(response, "headers") else None
-            total = int(total) if total else None
-            done = 0
-            for block in iter(lambda: response.read(CHUNK), b""):
-                out.write(block)
-                digest.update(block)
-                done += len(block)
-                if not quiet:
-                    _progress(dest.name, done, total)
-            out.flush()
-            os.fsync(out.fileno())
-        if not quiet:
-            sys.stderr.write("\n")
-        if md5 is not None and digest.hexdigest() != md5:
-            raise ValueError(f"checksum mismatch for {dest.name} downloaded from {url}: "
-                             f"MD5 {digest.hexdigest()}, expected {md5}. The partial file was removed; "
-                             f"retry, or fetch it by hand into {dest.parent}.")
+        got_md5, got_sha256 = _stream(url, fd, dest.name, timeout, quiet)
+        if md5 is not None and got_md5 != md5:
+            raise _BadDownload(f"wrong checksum: MD5 {got_md5}, expected {md5}",
+                               f"checksum mismatch for {dest.name} downloaded from {url}: MD5 {got_md5}, expected "
+                               f"{md5}. The partial file was removed; retry, or fetch it by hand into {dest.parent}.")
+        if recorded is not None and got_sha256 != recorded:
+            raise _BadDownload(f"wrong checksum: sha256 {got_sha256}, not the one recorded in {record}",
+                               f"{dest.name} downloaded from {url} does not match the sha256 recorded at its first "
+                               f"download ({record}); if the file changed on purpose, delete {record} and retry.")
+        if md5 is None and recorded is None:  # no published checksum: record this one for later uses
+            atomic_write_text(record, f"{got_sha256}  {dest.name}\n")
         os.replace(tmp, dest)
-        if md5 is None:  # no published checksum: record this one, so that later uses can check it
-            from ..files import atomic_write_text
-
-            atomic_write_text(_recorded_sha256(dest), f"{sha256sum(dest)}  {dest.name}\n")
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        tmp.unlink(missing_ok=True)
     return dest
+
+
+def _reason(error: BaseException) -> str:
+    """A few words on why a download failed, for the one-line report and the final message."""
+    if isinstance(error, _BadDownload):
+        return error.reason
+    if isinstance(error, HTTPError):
+        return f"HTTP {error.code} {error.reason}"
+    if isinstance(error, URLError):
+        return getattr(error.reason, "strerror", None) or str(error.reason)
+    if isinstance(error, IncompleteRead):
+        return f"cut short: {len(error.partial):,} bytes read, {error.expected} more expected"
+    return getattr(error, "strerror", None) or str(error) or type(error).__name__
+
+
+def _say_failed(what: str, url: str, reason: str, trying: str) -> None:
+    sys.stderr.write(f"{what}: {url} failed ({reason}); trying {trying}\n")
+    sys.stderr.flush()
+
+
+def fetch_mirrors(mirrors: Sequence[Mirror], filename: str, folder: str | Path, *, what: str = "",
+                  quiet: bool = False) -> Path:
+    """``folder/filename`` from the first of ``mirrors`` that works, or already there.
+
+    A file already there is checked (against the mirrors' MD5, else its recorded sha256) and kept. Each
+    failed mirror costs one line on stderr; its temporary file is removed, so nothing half-written is
+    left in ``folder``. When every mirror fails a :class:`MirrorsFailedError` names each URL with its reason.
+    """
+    folder = Path(folder)
+    dest = folder / filename
+    if dest.exists():
+        return _keep_existing(dest, {m.md5 for m in mirrors if m.md5})
+    label = f"{filename} ({what})" if what else filename
+    failures: list[tuple[str, str]] = []
+    for i, mirror in enumerate(mirrors):
+        try:
+            return _fetch_new(mirror.url, dest, mirror.md5, quiet=quiet)
+        except _MIRROR_FAILURES as error:
+            failures.append((mirror.url, _reason(error)))
+            if i + 1 < len(mirrors):
+                _say_failed(label, mirror.url, failures[-1][1], f"the next mirror, {mirrors[i + 1].url}")
+    where = "its URL" if len(mirrors) == 1 else "one of the URLs"
+    raise MirrorsFailedError(label, failures, [f"fetch {filename} from {where} above and put it in "
+                                               f"{folder.resolve()} (as {dest.resolve()})"])
 
 
 def fetch(url: str, filename: str, folder: str | Path, md5: str | None = None, *,
           what: str = "", quiet: bool = False) -> Path:
-    """:func:`download` with an error that tells an offline user exactly what to fetch and where."""
-    folder = Path(folder)
-    try:
-        return download(url, folder / filename, md5, quiet=quiet)
-    except (URLError, OSError) as err:
-        label = f" ({what})" if what else ""
-        raise DataUnavailableError(
-            f"Could not download {filename}{label}: {err}.\n"
-            f"Fetch it by hand from {url}\n"
-            f"and put it in {folder.resolve()} (as {folder.resolve() / filename}),\n"
-            f"or set DYNLAB_DATA to a folder that already holds the extracted data."
-        ) from err
+    """:func:`fetch_mirrors` with one mirror: an error tells an offline user exactly what to fetch and where."""
+    return fetch_mirrors((Mirror(url, md5),), filename, folder, what=what, quiet=quiet)
+
+
+def first_available(sources: Sequence[tuple[str, Callable[[], T]]], what: str, *,
+                    otherwise: str = OTHERWISE) -> T:
+    """The result of the first of ``sources`` that works, for a data set that several different files provide.
+
+    ``sources`` are ``(description, function)`` pairs tried in order; a function that raises
+    :class:`MirrorsFailedError` costs one line on stderr (naming the next description) and the next is
+    tried. When all fail, one :class:`MirrorsFailedError` gathers every URL, reason and way to install by hand.
+    """
+    failures: list[tuple[str, str]] = []
+    by_hand: list[str] = []
+    for i, (_, source) in enumerate(sources):
+        try:
+            return source()
+        except MirrorsFailedError as error:
+            failures += error.failures
+            by_hand += error.by_hand
+            if i + 1 < len(sources) and error.failures:
+                _say_failed(what, *error.failures[-1], sources[i + 1][0])
+    raise MirrorsFailedError(what, failures, by_hand, otherwise)
 
 
 def _unsafe_reason(name: str) -> str | None:

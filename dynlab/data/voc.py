@@ -6,9 +6,9 @@ train and validation splits (a seeded hold-out); VOC's ``val`` list (1,449 image
 split, since the official test masks are not public. (The paper's "11,530 samples" is the
 *detection* trainval count.)
 
-The data live in ``data_root()/VOCdevkit/VOC2012/``; a missing copy is fetched with torchvision's
-URL and MD5 for the 2012 trainval tar, through :mod:`dynlab.data.download` (checksum, atomic
-rename, safe extraction).
+The data live in ``data_root()/VOCdevkit/VOC2012/``; a missing copy of the 2012 trainval tar is
+fetched from torchvision's URL, or else from the copies in ``COPIES``, each checked against
+torchvision's MD5, through :mod:`dynlab.data.download` (checksum, atomic rename, safe extraction).
 """
 from __future__ import annotations
 
@@ -23,9 +23,11 @@ from torchvision.datasets.voc import DATASET_YEAR_DICT
 from torchvision.transforms import InterpolationMode
 
 from ..errors import DataError
-from .download import DataUnavailableError, data_root, extract, fetch
+from .download import DataUnavailableError, Mirror, data_root, extract, fetch_mirrors
 
 VOC2012 = DATASET_YEAR_DICT["2012"]  # url, filename, md5, base_dir ("VOCdevkit/VOC2012")
+#: other hosts of the same tar, tried in order after torchvision's URL (the d2l project keeps this one)
+COPIES = ("http://d2l-data.s3-accelerate.amazonaws.com/VOCtrainval_11-May-2012.tar",)
 NUM_CLASSES = 21
 IGNORE_INDEX = 255
 CLASS_NAMES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
@@ -42,6 +44,11 @@ def _complete(voc: Path) -> bool:
             and (voc / "JPEGImages").is_dir() and (voc / "SegmentationClass").is_dir())
 
 
+def _mirrors() -> tuple[Mirror, ...]:
+    """torchvision's URL, then ``COPIES``: every copy must have torchvision's MD5."""
+    return tuple(Mirror(url, md5=VOC2012["md5"]) for url in (VOC2012["url"], *COPIES))
+
+
 def voc_root(root: str | Path | None = None, *, download: bool = True) -> Path:
     """The folder holding ``VOCdevkit/VOC2012`` (what torchvision calls ``root``), fetched if needed."""
     root = Path(root) if root is not None else data_root()
@@ -51,9 +58,9 @@ def voc_root(root: str | Path | None = None, *, download: bool = True) -> Path:
     if not download:
         raise DataUnavailableError(
             f"Pascal VOC 2012 not found in {voc.resolve()}. Download {VOC2012['filename']} from "
-            f"{VOC2012['url']} into {root.resolve()} (or extract it there), or set DYNLAB_DATA to the "
-            f"folder holding VOCdevkit/.")
-    archive = fetch(VOC2012["url"], VOC2012["filename"], root, VOC2012["md5"], what="Pascal VOC 2012")
+            f"{' or '.join(m.url for m in _mirrors())} into {root.resolve()} (or extract it there), or set "
+            f"DYNLAB_DATA to the folder holding VOCdevkit/.")
+    archive = fetch_mirrors(_mirrors(), VOC2012["filename"], root, what="Pascal VOC 2012")
     extract(archive, root)
     if not _complete(voc):
         raise DataUnavailableError(f"{archive} did not hold the expected {VOC2012['base_dir']}/ layout")
