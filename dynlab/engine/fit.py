@@ -32,7 +32,7 @@ from .history import History
 from .meters import Meter
 from .optim import make_optimizer, make_scheduler
 from .options import RESUME_KEYS, FitOptions
-from .progress import EpochBar
+from .progress import RunBar
 
 
 def fit(model: nn.Module, train_set: Dataset, val_set: Dataset, test_set: Dataset | None = None, *,
@@ -78,12 +78,18 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Dataset, test_set: Datase
             return trainer.history  # a finished run, reloaded with its kept weights
         for callback in hooks:
             callback.on_fit_start(trainer)
-        for epoch in range(len(trainer.history) + 1, options.epochs + 1):
-            started = time.perf_counter()
-            train = trainer.train_epoch(epoch)
-            val = trainer.validate()
-            if trainer.end_epoch(epoch, train, val, time.perf_counter() - started):
-                break
+        first = len(trainer.history) + 1
+        trainer.bar = RunBar(first, options.epochs, trainer.steps_per_epoch, options.metric,
+                             disable=options.quiet or not dist.is_main)
+        try:
+            for epoch in range(first, options.epochs + 1):
+                started = time.perf_counter()
+                train = trainer.train_epoch(epoch)
+                val = trainer.validate()
+                if trainer.end_epoch(epoch, train, val, time.perf_counter() - started):
+                    break
+        finally:
+            trainer.bar.close()
         return trainer.finish(test_set)
 
 
@@ -167,7 +173,7 @@ class Trainer:
             self.generator.manual_seed(o.seed * 1_000_003 + epoch)
         self.net.train()
         meter = Meter(o.task, o.ignore_index, self.device)
-        self.bar = EpochBar(epoch, o.epochs, self.steps_per_epoch, o.metric, disable=o.quiet or not self.dist.is_main)
+        self.bar.start_epoch(epoch)
         for x, y in self.train_loader:
             for callback in self.callbacks:
                 callback.on_step_start(self)
@@ -223,7 +229,7 @@ class Trainer:
             **self.record_fields,
         }
         self.history.records.append(record)
-        self.bar.close(record["train_loss"], val)
+        self.bar.end_epoch(record["train_loss"], val)
 
         if o.keep == "last" or _better(val[o.metric], self.history.best_metric, o.mode):
             self.history.best_metric, self.history.best_epoch, self.bad_epochs = val[o.metric], epoch, 0
