@@ -6,8 +6,9 @@ from typing import Sequence
 from . import flops
 from .data.tasks import TASKS
 from .experiments import Cell, Run, build_model, load_data, train_cell
+from .experiments.baselines import near_baseline
 from .experiments.pipeline import get_profile
-from .experiments.study import default_runs_dir
+from .experiments.study import PAPER_CLAIMS, default_runs_dir
 
 
 def course_runs(variant: str, tasks: Sequence[str] = TASKS, *, profile=None, seed: int = 0, data: str = "synthetic",
@@ -21,6 +22,33 @@ def course_runs(variant: str, tasks: Sequence[str] = TASKS, *, profile=None, see
     return {task: train_cell(Cell(task, variant, seed, profile=profile.name, data=data),
                              root / f"{profile.name}-{data}-{variant}-{task}-seed{seed}", quiet=quiet)
             for task in tasks}
+
+
+def run_table(runs: dict[str, Run], macs: str = "MACs per sample") -> str:
+    """Markdown: each run's test metric beside the trivial answer on the same test split (flagged when
+    the model is near it), with its epochs, training time and cost. ``macs`` names the MACs column."""
+    lines = [f"| task | data | test metric | value | trivial answer | epochs | training (s) | parameters | {macs} |",
+             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for task, run in runs.items():
+        value = f"{run.metric:.3f}"
+        trivial = "n/a"
+        if run.baseline:
+            trivial = f"{run.baseline['value']:.3f} ({run.baseline['name']})"
+            if near_baseline(run.metric, run.baseline["value"]):
+                value += " (near trivial)"
+        lines.append(f"| {task} | {run.data.name} | {run.metric_name} | {value} | {trivial} | "
+                     f"{len(run.history.records)} | {run.train_seconds:.0f} | {run.params / 1e3:.1f} k | "
+                     f"{run.macs / 1e6:.2f} M |")
+    return "\n".join(lines)
+
+
+def seed_claims(variant: str) -> str:
+    """Markdown: what the seed study reports for ``base`` and ``variant`` on each task (not measured here)."""
+    claims = [f"- {c['caption']}: " + ", ".join(f"{v} {c['values'][v]}" for v in dict.fromkeys(["base", variant]))
+              for c in PAPER_CLAIMS.values() if variant in c["values"]]
+    if not claims:
+        return f"The seed reports no numbers for `{variant}`."
+    return "For comparison only, **the seed reports** (real data, full size, not measured here):\n" + "\n".join(claims)
 
 
 def cost_table(variants: Sequence[str], profile=None) -> str:
