@@ -15,13 +15,17 @@ def course_runs(variant: str, tasks: Sequence[str] = TASKS, *, profile=None, see
                 quiet: bool = False) -> dict[str, Run]:
     """``variant`` trained on each task, kept under ``$DYNLAB_RUNS/course/``.
 
-    Running the notebook again reloads the finished runs instead of training again.
+    Running the notebook again reloads the finished runs instead of training again. The models come
+    back on the CPU, wherever they trained: the notebooks' cells hand them a few CPU samples.
     """
     profile = get_profile(profile)
     root = default_runs_dir() / "course"
-    return {task: train_cell(Cell(task, variant, seed, profile=profile.name, data=data),
+    runs = {task: train_cell(Cell(task, variant, seed, profile=profile.name, data=data),
                              root / f"{profile.name}-{data}-{variant}-{task}-seed{seed}", quiet=quiet)
             for task in tasks}
+    for run in runs.values():
+        run.model.cpu()
+    return runs
 
 
 def run_table(runs: dict[str, Run], macs: str = "MACs per sample") -> str:

@@ -145,3 +145,16 @@ def prepare_input(x: torch.Tensor, device: torch.device) -> torch.Tensor:
     if use_channels_last(device) and x.dim() == 4:
         x = x.contiguous(memory_format=torch.channels_last)
     return x
+
+
+def inputs_for(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``x`` where ``model`` can take it: on the device of its parameters, and floating inputs in
+    their floating type. What shows a model (attention, Grad-CAM, the explorer) is handed CPU
+    samples, while ``fit`` leaves the model on the device it trained on: a GPU, or MPS on a Mac."""
+    tensors = [*model.parameters(), *model.buffers()]
+    if not tensors:
+        return x
+    device = tensors[0].device
+    floating = next((t.dtype for t in tensors if t.is_floating_point()), None)
+    dtype = floating if x.is_floating_point() and floating is not None else x.dtype
+    return x.to(device=device, dtype=dtype)

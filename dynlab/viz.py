@@ -13,6 +13,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .device import inputs_for
+
 #: colours for segmentation classes (0 = background); the ignore label 255 is drawn white
 SEGMENTATION_COLOURS = np.array(
     [[0, 0, 0], [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48], [145, 30, 180],
@@ -142,22 +144,25 @@ def gradcam(model: torch.nn.Module, x: torch.Tensor, layer: torch.nn.Module, tar
     """captum's LayerGradCam at ``layer``, upsampled to the input size: (B, *spatial) numpy.
 
     For segmentation models the target is the sum of a class's logits over the image. An all-zero map
-    (ReLU removes every negative evidence) is returned as zeros, not as an error.
+    (ReLU removes every negative evidence) is returned as zeros, not as an error. ``x`` may be on
+    another device than the model; the map comes back on the CPU.
     """
     from captum.attr import LayerGradCam
 
     model.eval()
-    x = x.detach().clone().requires_grad_(True)
+    x = inputs_for(model, x.detach()).clone().requires_grad_(True)
     with torch.no_grad():
         output = model(x)
     segmentation = output.dim() == 4
     if target is None:
         target = output.argmax(1) if not segmentation else output.mean(dim=(2, 3)).argmax(1)
+    elif isinstance(target, torch.Tensor):
+        target = target.to(x.device)
     forward = (lambda inp: model(inp).sum(dim=(2, 3))) if segmentation else model
     cam = LayerGradCam(forward, layer).attribute(x, target=target, relu_attributions=True)
     mode = "bilinear" if x.dim() == 4 else "linear"
     cam = F.interpolate(cam.detach(), size=x.shape[2:], mode=mode, align_corners=False)
-    return cam[:, 0].cpu().numpy()
+    return cam[:, 0].float().cpu().numpy()
 
 
 def draw_map(ax, values: np.ndarray, x: torch.Tensor | None = None, title: str = "") -> None:

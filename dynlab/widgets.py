@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from . import viz
+from .device import inputs_for
 from .layers import AttentionRecorder, StaticConv, collect_attention
 
 
@@ -95,7 +96,7 @@ class Explorer:
         x, target = self.current_sample()
         layer = self.layer.value
         with torch.no_grad():
-            output = model(x)
+            output = model(inputs_for(model, x)).float().cpu()
         segmentation = output.dim() == 4
         attention = collect_attention(model, x)
         fig, axes = viz._figure(1, 3, (10.5, 3.2))

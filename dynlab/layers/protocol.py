@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..device import inputs_for
 from .unit import AttentionRecorder, ConvUnit
 from .local_attention import KernelRepresentation, PixelMixtureConv
 
@@ -134,6 +135,7 @@ def bind(model: nn.Module) -> nn.Module:
 @torch.no_grad()
 def collect_attention(model: nn.Module, x: torch.Tensor) -> dict[str, dict[str, torch.Tensor]]:
     """One forward in eval mode; returns ``{module_name: {kind: tensor}}`` (detached, on the CPU).
+    ``x`` may be on another device than the model: it is moved to the model's.
 
     The kinds and their shapes are ``ATTENTION_KINDS``; which a variant records, its registry entry.
     """
@@ -144,7 +146,7 @@ def collect_attention(model: nn.Module, x: torch.Tensor) -> dict[str, dict[str, 
         module.record_attention = True
         module.recorded = {}
     try:
-        model(x)
+        model(inputs_for(model, x))
     finally:
         for module in recorders.values():
             module.record_attention = False
