@@ -71,8 +71,8 @@ def _add_common(p, *, many: bool) -> None:
     p.add_argument("--data", choices=DATA, default="synthetic",
                    help="synthetic stand-ins (default; time series is always the real Adiac) or the real data sets")
     p.add_argument("--profile", choices=[*profiles.names(), *profiles.RENAMED], default=None, metavar="PROFILE",
-                   help=f"one of {', '.join(profiles.names())}: quick (narrow, short; the default without a GPU or "
-                        "with DYNLAB_QUICK=1), full, or paper (the paper's own settings)")
+                   help=f"one of {', '.join(profiles.names())}: quick (narrow, short; the default on every device "
+                        "unless DYNLAB_PROFILE names another), full, or paper (the paper's own settings)")
     p.add_argument("--epochs", type=positive_int, default=None, help="override the profile's number of epochs")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: the best available)")
     p.add_argument("--limit", type=positive_int, default=None, help="at most this many samples per split (smoke runs)")

@@ -13,7 +13,8 @@
 - ``full+RECIPE``: ``full`` with candidate RECIPE of ``TIMESERIES_RECIPES`` for the time series
   (the Adiac recipe search compares them).
 
-``default_profile()`` is ``quick`` without CUDA or when ``DYNLAB_QUICK=1``, else ``full``.
+``default_profile()`` is ``$DYNLAB_PROFILE`` or ``quick``, whatever the hardware; ``choose()`` is a
+notebook's switch.
 How many samples each profile uses is the data module's business: ``dynlab.data.tasks.SYNTHETIC_SIZES``
 and ``REAL_SIZES``.
 
@@ -27,8 +28,6 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import asdict, dataclass, field, replace
-
-import torch
 
 from .data.tasks import TASKS
 
@@ -216,7 +215,29 @@ def _flag(value: str | None) -> bool:
 
 
 def default_profile() -> Profile:
-    """``quick`` when there is no CUDA GPU or ``DYNLAB_QUICK=1`` is set, else ``full``."""
-    if _flag(os.environ.get("DYNLAB_QUICK")) or not torch.cuda.is_available():
+    """``$DYNLAB_PROFILE`` if set, else ``quick``, on every device: the hardware does not choose (on a
+    GPU the course profile simply runs faster). ``DYNLAB_QUICK=1`` always means ``quick``."""
+    if _flag(os.environ.get("DYNLAB_QUICK")):
         return PROFILES["quick"]
-    return PROFILES["full"]
+    return get_profile(os.environ.get("DYNLAB_PROFILE") or "quick")
+
+
+def choose(name: str | None = None) -> Profile:
+    """The profile a notebook trains with: ``name``, else ``default_profile()``. Prints the choice and
+    how to switch; for a profile other than ``quick``, each task's training work beside quick's
+    before anything starts (MACs per sample x training samples x epochs)."""
+    from .experiments.pipeline import training_work  # the models and data live above this module
+
+    profile = get_profile(name) if name else default_profile()
+    print(f"profile '{profile.name}': {profile.description}")
+    if profile.name == "quick":
+        print('  the course profile, on every device; profiles.choose("full") or DYNLAB_PROFILE=full '
+              "trains the full-size networks instead and prints what that costs")
+        return profile
+    for task in TASKS:
+        ratio = training_work(task, profile) / training_work(task, "quick")
+        print(f"  {task}: {ratio:,.0f}x the quick profile's training work per run "
+              f"(MACs per sample x training samples x epochs)")
+    print("  data: the built-in synthetic sets at their full size and Adiac, as in quick; the real image data "
+          "sets are downloaded only where a notebook asks for them")
+    return profile

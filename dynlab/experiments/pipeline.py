@@ -12,6 +12,7 @@ from torch.utils.data import ConcatDataset
 
 from .. import flops, layers, profiles
 from ..data import TaskData, load_task, load_timeseries_fold, with_augmentation
+from ..data.tasks import SYNTHETIC_SIZES
 from ..device import describe, pick_device
 from ..engine import History, fit, load_checkpoint
 from ..models import init_dynamic_from_static, net1_dcnn, net2_dcnn, resnet18, segmentation_model, tsresnet
@@ -38,6 +39,19 @@ def load_data(task: str, data: str = "synthetic", profile=None, seed: int = 0, f
         return load_timeseries_fold(fold, k=10, seed=seed, limit=limit)
     data_profile = "quick" if profile.name == "quick" else "full"
     return load_task(task, data, profile=data_profile, seed=seed, image_size=profile.task(task).size, limit=limit)
+
+
+def training_work(task: str, profile=None, variant: str = "base") -> int:
+    """MACs per sample x training samples x epochs: what one run of the task costs in the profile,
+    on the built-in data (the time series are always Adiac), to compare profiles before choosing one."""
+    profile = get_profile(profile)
+    data = load_data(task, "synthetic", profile, limit=1)
+    if task == "timeseries":
+        samples = len(load_data(task, "synthetic", profile).train)
+    else:
+        samples = SYNTHETIC_SIZES[task]["quick" if profile.name == "quick" else "full"][2][0]
+    macs = flops.cost(build_model(variant, task, data, profile), (1, *data.sample_shape)).macs
+    return macs * samples * profile.task(task).epochs
 
 
 def build_model(variant: str, task: str, data: TaskData, profile=None, **unit_options) -> nn.Module:

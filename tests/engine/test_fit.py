@@ -435,17 +435,47 @@ def test_profiles():
         quick.name = "other"
 
 
-def test_default_profile_follows_cuda_and_dynlab_quick(monkeypatch):
-    from dynlab.profiles import default_profile
+def test_the_profile_is_chosen_on_purpose_not_by_the_hardware(monkeypatch, capsys):
+    from dynlab import profiles
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.delenv("DYNLAB_QUICK", raising=False)
-    assert default_profile().name == "full"
+    monkeypatch.delenv("DYNLAB_PROFILE", raising=False)
+    assert profiles.default_profile().name == "quick"  # a GPU runs the course profile, faster
+    monkeypatch.setenv("DYNLAB_PROFILE", "full")
+    assert profiles.default_profile().name == "full"
     monkeypatch.setenv("DYNLAB_QUICK", "1")
-    assert default_profile().name == "quick"
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert profiles.default_profile().name == "quick"
     monkeypatch.delenv("DYNLAB_QUICK")
-    assert default_profile().name == "quick"
+    monkeypatch.setenv("DYNLAB_PROFILE", "fast")
+    with pytest.raises(ValueError, match="valid profiles"):
+        profiles.default_profile()
+    monkeypatch.delenv("DYNLAB_PROFILE")
+    assert profiles.choose().name == "quick"
+    assert 'profiles.choose("full")' in capsys.readouterr().out
+
+
+def test_choosing_another_profile_prints_its_training_work_beside_quick(monkeypatch, capsys):
+    from dynlab import profiles
+    from dynlab.experiments import pipeline
+
+    work = {"quick": 10, "full": 250}
+    monkeypatch.setattr(pipeline, "training_work", lambda task, profile: work[getattr(profile, "name", profile)])
+    assert profiles.choose("full").name == "full"
+    out = capsys.readouterr().out
+    assert out.count("25x the quick profile's training work") == 3, out
+
+
+def test_training_work_is_macs_times_samples_times_epochs():
+    from dynlab import flops, profiles
+    from dynlab.experiments import build_model, load_data
+    from dynlab.experiments.pipeline import training_work
+
+    for name in ("quick", "full"):
+        profile = profiles.get_profile(name)
+        data = load_data("timeseries", "synthetic", profile)
+        macs = flops.cost(build_model("base", "timeseries", data, profile), (1, *data.sample_shape)).macs
+        assert training_work("timeseries", profile) == macs * len(data.train) * profile.task("timeseries").epochs
 
 
 def test_device_choice_on_this_machine():
