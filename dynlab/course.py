@@ -8,6 +8,7 @@ from .data.tasks import TASKS
 from .experiments import Cell, Run, build_model, load_data, train_cell
 from .experiments.baselines import near_baseline
 from .experiments.pipeline import get_profile
+from .experiments import study
 from .experiments.study import PAPER_CLAIMS, default_runs_dir
 
 
@@ -44,6 +45,11 @@ def run_table(runs: dict[str, Run], macs: str = "MACs per sample") -> str:
                      f"{len(run.history.records)} | {run.train_seconds:.0f} | {run.params / 1e3:.1f} k | "
                      f"{run.macs / 1e6:.2f} M |")
     return "\n".join(lines)
+
+
+def per_class_table(runs: Sequence[Run]) -> str:
+    """Markdown: each class's test accuracy (IoU for segmentation) in %, one column per run's variant."""
+    return "\n".join(study.per_class_table([run.row() for run in runs]))
 
 
 def seed_claims(variant: str) -> str:

@@ -105,6 +105,13 @@ class ConfusionMatrix:
         union = m.sum(0) + m.sum(1) - tp
         return torch.where(union > 0, tp / union.clamp(min=1), torch.full_like(tp, float("nan")))
 
+    def recall(self) -> torch.Tensor:
+        """Per-class share of the class's samples (or pixels) labelled as it: TP / (TP + FN), which for
+        classification is the class's accuracy; NaN for a class absent from the targets."""
+        m = self.matrix.double()
+        support = m.sum(1)
+        return torch.where(support > 0, m.diag() / support.clamp(min=1), torch.full_like(support, float("nan")))
+
     def miou(self) -> float:
         """Mean IoU over the classes present in the targets or the predictions (see the class doc)."""
         iou = self.iou()

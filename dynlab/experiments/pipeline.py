@@ -18,6 +18,7 @@ from ..engine import History, fit, load_checkpoint
 from ..models import init_dynamic_from_static, net1_dcnn, net2_dcnn, resnet18, segmentation_model, tsresnet
 from . import attention
 from .baselines import trivial_baseline
+from .per_class import per_class
 from .cell import Cell
 
 
@@ -128,6 +129,8 @@ class Run:
     baseline: dict = field(default_factory=dict)
     #: what the model's attention does on the test split (``attention.attention_summary``)
     attention: dict = field(default_factory=dict)
+    #: each class's test accuracy, or IoU for segmentation (``per_class.per_class``)
+    per_class: dict = field(default_factory=dict)
 
     @property
     def variant(self) -> str:
@@ -159,7 +162,7 @@ class Run:
                "device": self.device, "protocol": c.protocol, "best_epoch": self.history.best_epoch,
                "val_metric": self.history.best_metric, "curve": [r["val_metric"] for r in self.history.records],
                "train_series": self.train_series, "settings": self.settings, "baseline": self.baseline,
-               "attention": self.attention}
+               "attention": self.attention, "per_class": self.per_class}
         if c.options:
             row["unit_options"] = dict(c.options)
         return row
@@ -202,4 +205,5 @@ def train_cell(cell: Cell, out_dir: str | Path | None = None, *, grid: str | Pat
                                           ignore_index=data.ignore_index, batch_size=kwargs.get("batch_size", 32))
     return Run(cell, model, history, data, cost.params, cost.macs, describe(device), len(train),
                Path(out_dir) if out_dir is not None else None, cell_settings(cell, epochs, limit),
-               trivial_baseline(data), attention.as_numbers(summary))
+               trivial_baseline(data), attention.as_numbers(summary),
+               per_class(model, data, batch_size=kwargs.get("batch_size", 32)))

@@ -210,6 +210,27 @@ def attention_table(rows: Sequence[dict]) -> list[str]:
     return out if len(out) > 2 else []
 
 
+def per_class_table(rows: Sequence[dict]) -> list[str]:
+    """Classes as rows, variants as columns: each class's test accuracy (IoU for segmentation) in %,
+    the mean over a variant's runs; empty where the rows record none (runs older than the record)."""
+    by_variant: dict[str, list[dict]] = {}
+    for r in rows:
+        if r.get("per_class"):
+            by_variant.setdefault(r["variant"], []).append(r["per_class"])
+    variants = [v for v in layers.names() if v in by_variant]
+    if not variants:
+        return []
+    classes = list(next(iter(by_variant.values()))[0])
+    out = ["| class | " + " | ".join(variants) + " |", "| --- |" + " ---: |" * len(variants)]
+    for name in classes:
+        cells = []
+        for variant in variants:
+            mean = _mean([values.get(name) for values in by_variant[variant]])
+            cells.append("" if mean is None else f"{100 * mean:.1f}")
+        out.append(f"| {name} | " + " | ".join(cells) + " |")
+    return out
+
+
 def report_markdown(rows: Sequence[dict], command: str = "", wall_seconds: float | None = None,
                     device: str = "") -> str:
     profiles_used = sorted({r["profile"] for r in rows})
@@ -242,6 +263,11 @@ def report_markdown(rows: Sequence[dict], command: str = "", wall_seconds: float
                     "Goal met: spread >= 0.05 and probe >= 3x chance; hard: open rate within 0.1 of the budget, "
                     "per-class range >= 0.05 and fewer executed MACs; orient: TV distance >= 0.2 "
                     "(`dynlab.experiments.attention`).", "", *table, ""]
+        classes = per_class_table(mine) if task != "timeseries" else []  # Adiac's 37 classes stay in the cells
+        if classes:
+            what = "IoU" if task == "segmentation" else "accuracy"
+            out += [f"### {task}: per class", "", f"Test {what} (%) of each class, the mean over a variant's runs "
+                    "(`dynlab.experiments.per_class`).", "", *classes, ""]
     out += ["Plots: `metric_per_variant.png`, `metric_vs_macs.png`, `curves.png`. "
             "MACs are multiply-accumulates per sample (FLOPs = 2 x MACs).", ""]
     return "\n".join(out)
