@@ -38,6 +38,7 @@ import numpy as np
 from .. import layers, profiles
 from ..files import atomic_write_text
 from ..metrics import paired_difference
+from .committed import results_folder
 from .cell import PAPER_MODELS, PROTOCOLS, Cell, cell_from_row  # noqa: F401 (cell_from_row: for readers of rows)
 from .report import Group, Line, markdown_table, plot_to, runs_by_group, summarise
 from .runner import migrate_names, read_rows, run_cells, train_and_save, write_csv
@@ -395,16 +396,9 @@ def adopt_published(results: str | os.PathLike, out: str | os.PathLike) -> int:
 
 
 def committed_results() -> Path | None:
-    """The repository's ``results/`` folder with the committed Adiac results, or None where there is none.
-
-    Looked for in ``$DYNLAB_RESULTS``, next to the ``dynlab`` package (a clone installed in place), and
-    in the working folder and its parent (a notebook in ``notebooks/``). A pip install from the
-    repository carries the package only: clone the repository to read them.
-    """
-    here = Path(__file__).resolve().parents[2]
-    candidates = [Path(os.environ["DYNLAB_RESULTS"])] if os.environ.get("DYNLAB_RESULTS") else []
-    candidates += [here / "results", Path.cwd() / "results", Path.cwd().parent / "results"]
-    return next((c for c in candidates if (c / RESULT_FILES["standard"]).exists()), None)
+    """The repository's ``results/`` folder with the committed Adiac results, or None where there is
+    none (outside a checkout: ``committed.results_folder``)."""
+    return results_folder(RESULT_FILES["standard"])
 
 
 def read_results(protocol: str, results: str | os.PathLike | None = None) -> list[dict]:

@@ -18,6 +18,7 @@ from ..engine import load_checkpoint
 from .attention import meets_goals
 from .baselines import NEAR, near_baseline
 from .cell import Cell, cell_from_row
+from .committed import results_folder
 from .pipeline import build_model, get_profile, load_data, train_cell
 from .report import Line, markdown_table, plot_to, summarise
 from .runner import read_rows, run_cells, run_dir, write_csv
@@ -80,6 +81,13 @@ def run_study(variants: Sequence[str] | None = None, tasks: Sequence[str] | None
     write_report(rows, out, command=command, wall_seconds=time.perf_counter() - started,
                  device=rows[0]["device"] if rows else "")
     return out
+
+
+def committed_results(name: str = "study-quick") -> Path | None:
+    """The committed study folder ``results/NAME`` of the repository, or None outside a checkout
+    (``committed.results_folder``)."""
+    folder = results_folder(f"{name}/results.csv")
+    return folder / name if folder is not None else None
 
 
 def read_results(path: str | os.PathLike) -> list[dict]:
