@@ -1,7 +1,8 @@
 """Write the standard first two cells of every course notebook from ``dynlab.about``.
 
 Cell 1 (markdown): title line kept from the notebook, then the Colab and Binder badges.
-Cell 2 (code): installs dynlab only when running on Colab, leaving Colab's PyTorch alone.
+Cell 2 (code): installs dynlab only when running on Colab, leaving Colab's PyTorch, numpy and
+ipywidgets alone, and says to restart the session if pip changed one of them anyway.
 
     python tools/notebook_header.py          # rewrite the headers in place
     python tools/notebook_header.py --check  # exit 1 if any notebook's header is out of date
@@ -26,11 +27,21 @@ def badges(name: str) -> str:
             f"({about.colab_url(name)}) [![Launch Binder](https://mybinder.org/badge_logo.svg)]({about.binder_url(name)})")
 
 
+#: what Colab has installed and imported already; pip must keep them, or the session must restart
+KEPT = ("torch", "numpy", "ipywidgets")
+
+
 def install_cell() -> str:
     return (f"{INSTALL_MARK} (installs dynlab on Colab only; elsewhere `make lab` has done it)\n"
             "import sys\n"
             "if 'google.colab' in sys.modules:\n"
-            f"    !{about.pip_install_line()}\n")
+            "    from importlib.metadata import version\n"
+            f"    before = {{name: version(name) for name in {KEPT!r}}}\n"
+            f"    !{about.pip_install_line().replace('pip install', 'pip install --quiet')}\n"
+            "    changed = [f'{name} {v} -> {version(name)}' for name, v in before.items() if version(name) != v]\n"
+            "    print('pip changed ' + ', '.join(changed) + ': restart the session (Runtime > Restart session) '\n"
+            "          'and run the notebook again' if changed else\n"
+            "          'dynlab installed; Colab\\'s torch, numpy and ipywidgets are kept')\n")
 
 
 def expected_header(name: str, nb) -> tuple[str, str]:
