@@ -9,7 +9,7 @@ from .experiments import Cell, Run, build_model, load_data, train_cell
 from .experiments.baselines import near_baseline
 from .experiments.pipeline import get_profile
 from .experiments import study
-from .experiments.study import PAPER_CLAIMS, default_runs_dir
+from .experiments.study import default_runs_dir
 
 
 def course_runs(variant: str, tasks: Sequence[str] = TASKS, *, profile=None, seed: int = 0, data: str = "synthetic",
@@ -55,7 +55,7 @@ def per_class_table(runs: Sequence[Run]) -> str:
 def seed_claims(variant: str) -> str:
     """Markdown: what the seed study reports for ``base`` and ``variant`` on each task (not measured here)."""
     claims = [f"- {c['caption']}: " + ", ".join(f"{v} {c['values'][v]}" for v in dict.fromkeys(["base", variant]))
-              for c in PAPER_CLAIMS.values() if variant in c["values"]]
+              for c in study.PAPER_CLAIMS.values() if variant in c["values"]]
     if not claims:
         return f"The seed reports no numbers for `{variant}`."
     return "For comparison only, **the seed reports** (real data, full size, not measured here):\n" + "\n".join(claims)

@@ -4,25 +4,17 @@ may sit on the device it trained on. A CPU has one device, so the model here dif
 import pytest
 import torch
 
-from dynlab import course, layers, viz
+from dynlab import layers, viz
 from dynlab.device import inputs_for
-from dynlab.models import resnet18, segmentation_model, tsresnet
 from dynlab.widgets import Explorer
 
-from test_viz_widgets import SAMPLES
+from test_viz_widgets import SAMPLES, _model
 
 VARIANTS = ["global", "local", "hard", "dyconv", "odconv4x", "orient"]
 
 
 def _double_model(variant, task):
-    torch.manual_seed(0)
-    if task == "classification":
-        model = resnet18(variant, 10, stem="small", width=8)
-    elif task == "timeseries":
-        model = tsresnet(variant, 5, channels=(8, 8, 8))
-    else:
-        model = segmentation_model(variant, 4, width=8)
-    return model.double().eval()
+    return _model(variant, task).double().eval()
 
 
 def test_a_float64_model_refuses_float32_inputs_unless_they_are_moved():
