@@ -15,3 +15,8 @@ def colab_url(notebook: str) -> str:
 
 def binder_url(notebook: str) -> str:
     return f"https://mybinder.org/v2/gh/{_SLUG}/{BRANCH}?urlpath=lab/tree/notebooks/{notebook}"
+
+
+def raw_url(path: str) -> str:
+    """The URL of a committed file at the ref the install line installs (``path`` relative to the repository)."""
+    return f"https://raw.githubusercontent.com/{_SLUG}/{BRANCH}/{path}"

@@ -18,6 +18,7 @@ EXAMPLES = """examples:
   dynlab adiac --protocols standard --variants base dyconv --seeds 0 1
   dynlab adiac --protocols refit --variants base --start-from results   # final runs on all 390 series
   dynlab search recipes --jobs 2                     # how the Adiac recipe was chosen (on validation)
+  dynlab course-models                               # the shipped course models (every variant x task)
   dynlab flops --variants base odconv odconv4x
   dynlab bench --stem small --size 32
   dynlab data download adiac
@@ -170,6 +171,16 @@ def _search(args) -> int:
     return 0
 
 
+def _course_models(args) -> int:
+    from .experiments import course_models
+
+    out = course_models.write_course_models(args.out, runs=args.runs, variants=args.variants, tasks=args.tasks,
+                                            epochs=args.epochs, limit=args.limit, device=args.device,
+                                            quiet=args.quiet, command=args.command_line)
+    print(f"report: {out / 'report.md'}\nmanifest: {out / course_models.MANIFEST}")
+    return 0
+
+
 def _flops(args) -> int:
     from . import flops
 
@@ -210,6 +221,7 @@ def _add_grid_resume(p) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from . import bench, layers, profiles
     from .experiments import adiac
+    from .data.tasks import TASKS
 
     parser = Parser(prog="dynlab", formatter_class=argparse.RawDescriptionHelpFormatter,
                                      description="Dynamic convolution course kit: train, compare and count dynamic CNNs.",
@@ -298,6 +310,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: the best available)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_search)
+
+    p = sub.add_parser("course-models", help="train the notebooks' course models (quick profile, seed 0) and "
+                       "write them compact, with a manifest and a report")
+    p.add_argument("--variants", nargs="+", choices=layers.names(), default=None, metavar="VARIANT",
+                   help="default: every variant")
+    p.add_argument("--tasks", nargs="+", choices=TASKS, default=None, metavar="TASK", help="default: every task")
+    p.add_argument("--out", type=folder, default="checkpoints/course", help="where the checkpoints, manifest.json "
+                   "and report.md go (default: checkpoints/course, the committed ones)")
+    p.add_argument("--runs", type=folder, default="runs/course-models",
+                   help="grid folder of the training runs; a re-run skips finished cells")
+    p.add_argument("--epochs", type=positive_int, default=None, help="override the epochs (a smoke set)")
+    p.add_argument("--limit", type=positive_int, default=None, help="at most this many samples per split (a smoke set)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: the best available)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_course_models)
 
     p = sub.add_parser("flops", help="parameter and MAC table for every variant and task")
     p.add_argument("--variants", nargs="+", choices=layers.names(), default=None, metavar="VARIANT")

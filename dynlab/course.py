@@ -8,22 +8,32 @@ from .data.tasks import TASKS
 from .experiments import Cell, Run, build_model, load_data, train_cell
 from .experiments.baselines import near_baseline
 from .experiments.pipeline import get_profile
-from .experiments import study
+from .experiments import course_models, study
 from .experiments.study import default_runs_dir
 
 
 def course_runs(variant: str, tasks: Sequence[str] = TASKS, *, profile=None, seed: int = 0, data: str = "synthetic",
-                quiet: bool = False) -> dict[str, Run]:
-    """``variant`` trained on each task, kept under ``$DYNLAB_RUNS/course/``.
+                quiet: bool = False, retrain: bool = False) -> dict[str, Run]:
+    """``variant`` on each task: the shipped course model (``dynlab.experiments.course_models``), re-evaluated
+    here, or with ``retrain`` (or another profile, seed or data) trained live and kept under
+    ``$DYNLAB_RUNS/course/``, so that running the notebook again reloads the finished runs.
 
-    Running the notebook again reloads the finished runs instead of training again. The models come
-    back on the CPU, wherever they trained: the notebooks' cells hand them a few CPU samples.
+    Where a course model cannot be had (offline, not published), one line says so and it is trained.
+    The models come back on the CPU, wherever they trained: the notebooks' cells hand them a few CPU samples.
     """
     profile = get_profile(profile)
-    root = default_runs_dir() / "course"
-    runs = {task: train_cell(Cell(task, variant, seed, profile=profile.name, data=data),
-                             root / f"{profile.name}-{data}-{variant}-{task}-seed{seed}", quiet=quiet)
-            for task in tasks}
+    shipped = not retrain and (profile.name, seed, data) == (course_models.PROFILE, course_models.SEED, "synthetic")
+    runs = {}
+    for task in tasks:
+        if shipped:
+            try:
+                runs[task] = course_models.load_course_model(variant, task, quiet=quiet)
+                continue
+            except course_models.CourseModelsUnavailable as error:
+                print(f"{variant} on {task}: no course model ({error}); training it here instead")
+        runs[task] = train_cell(Cell(task, variant, seed, profile=profile.name, data=data),
+                                default_runs_dir() / "course" / f"{profile.name}-{data}-{variant}-{task}-seed{seed}",
+                                quiet=quiet)
     for run in runs.values():
         run.model.cpu()
     return runs

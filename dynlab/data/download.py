@@ -74,6 +74,8 @@ class Mirror:
     """
     url: str
     md5: str | None = None
+    #: a sha256 known in advance (e.g. from a manifest), checked like ``md5``; nothing is recorded then
+    sha256: str | None = None
 
 
 class _BadDownload(ValueError):
@@ -134,9 +136,15 @@ def _progress(name: str, done: int, total: int | None) -> None:
     sys.stderr.flush()
 
 
-def _keep_existing(dest: Path, md5s: set[str]) -> Path:
-    """An existing file is kept if it matches one of ``md5s`` (or, without any, its recorded sha256);
-    otherwise it is reported and left alone: it may be the user's."""
+def _keep_existing(dest: Path, md5s: set[str], sha256s: set[str] = frozenset()) -> Path:
+    """An existing file is kept if it matches one of ``sha256s`` or ``md5s`` (or, without any, its recorded
+    sha256); otherwise it is reported and left alone: it may be the user's."""
+    if sha256s:
+        actual = sha256sum(dest)
+        if actual in sha256s:
+            return dest
+        raise DataError(f"{dest} exists but its sha256 is {actual}, expected {' or '.join(sorted(sha256s))}. "
+                        f"It was left untouched: move it away (or replace it with a good copy) and retry.")
     if not md5s:
         _check_recorded(dest)
         return dest
@@ -191,13 +199,14 @@ def _stream(url: str, fd: int, name: str, timeout: float, quiet: bool) -> tuple[
     return md5.hexdigest(), sha256.hexdigest()
 
 
-def _fetch_new(url: str, dest: Path, md5: str | None, *, timeout: float = 60.0, quiet: bool = False) -> Path:
+def _fetch_new(url: str, dest: Path, md5: str | None, *, sha256: str | None = None, timeout: float = 60.0,
+               quiet: bool = False) -> Path:
     """Download into a temporary file beside ``dest``, check it, then rename it into place."""
     from ..files import atomic_write_text
 
     dest.parent.mkdir(parents=True, exist_ok=True)
     record = _recorded_sha256(dest)
-    recorded = None if md5 is not None else _read_record(record)
+    recorded = None if md5 is not None or sha256 is not None else _read_record(record)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     tmp = Path(tmp_name)
     try:
@@ -206,11 +215,16 @@ def _fetch_new(url: str, dest: Path, md5: str | None, *, timeout: float = 60.0, 
             raise _BadDownload(f"wrong checksum: MD5 {got_md5}, expected {md5}",
                                f"checksum mismatch for {dest.name} downloaded from {url}: MD5 {got_md5}, expected "
                                f"{md5}. The partial file was removed; retry, or fetch it by hand into {dest.parent}.")
+        if sha256 is not None and got_sha256 != sha256:
+            raise _BadDownload(f"wrong checksum: sha256 {got_sha256}, expected {sha256}",
+                               f"checksum mismatch for {dest.name} downloaded from {url}: sha256 {got_sha256}, "
+                               f"expected {sha256}. The partial file was removed; retry, or fetch it by hand into "
+                               f"{dest.parent}.")
         if recorded is not None and got_sha256 != recorded:
             raise _BadDownload(f"wrong checksum: sha256 {got_sha256}, not the one recorded in {record}",
                                f"{dest.name} downloaded from {url} does not match the sha256 recorded at its first "
                                f"download ({record}); if the file changed on purpose, delete {record} and retry.")
-        if md5 is None and recorded is None:  # no published checksum: record this one for later uses
+        if md5 is None and sha256 is None and recorded is None:  # no published checksum: record this one for later uses
             atomic_write_text(record, f"{got_sha256}  {dest.name}\n")
         os.replace(tmp, dest)
     finally:
@@ -247,12 +261,12 @@ def fetch_mirrors(mirrors: Sequence[Mirror], filename: str, folder: str | Path, 
     folder = Path(folder)
     dest = folder / filename
     if dest.exists():
-        return _keep_existing(dest, {m.md5 for m in mirrors if m.md5})
+        return _keep_existing(dest, {m.md5 for m in mirrors if m.md5}, {m.sha256 for m in mirrors if m.sha256})
     label = f"{filename} ({what})" if what else filename
     failures: list[tuple[str, str]] = []
     for i, mirror in enumerate(mirrors):
         try:
-            return _fetch_new(mirror.url, dest, mirror.md5, quiet=quiet)
+            return _fetch_new(mirror.url, dest, mirror.md5, sha256=mirror.sha256, quiet=quiet)
         except _MIRROR_FAILURES as error:
             failures.append((mirror.url, _reason(error)))
             if i + 1 < len(mirrors):

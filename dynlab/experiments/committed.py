@@ -1,8 +1,8 @@
-"""Where the repository's committed results are: ``results/`` of a checkout.
+"""Where the repository's committed files are: ``results/`` and ``checkpoints/`` of a checkout.
 
-Looked for in ``$DYNLAB_RESULTS``, next to the ``dynlab`` package (a clone installed in place), and in
-the working folder and its parent (a notebook in ``notebooks/``). A pip install from the repository
-carries the package only, so outside a checkout there is none.
+Looked for next to the ``dynlab`` package (a clone installed in place), and in the working folder
+and its parent (a notebook in ``notebooks/``); results also in ``$DYNLAB_RESULTS``. A pip install
+from the repository carries the package only, so outside a checkout there is none.
 """
 from __future__ import annotations
 
@@ -10,9 +10,15 @@ import os
 from pathlib import Path
 
 
+def checkout_folder(relative: str, marker: str) -> Path | None:
+    """The first candidate folder ``relative`` (a path in the repository) that holds the file ``marker``, or None."""
+    here = Path(__file__).resolve().parents[2]
+    candidates = [here / relative, Path.cwd() / relative, Path.cwd().parent / relative]
+    return next((c for c in candidates if (c / marker).is_file()), None)
+
+
 def results_folder(marker: str) -> Path | None:
     """The first candidate ``results/`` folder that holds the file ``marker`` (a relative path), or None."""
-    here = Path(__file__).resolve().parents[2]
-    candidates = [Path(os.environ["DYNLAB_RESULTS"])] if os.environ.get("DYNLAB_RESULTS") else []
-    candidates += [here / "results", Path.cwd() / "results", Path.cwd().parent / "results"]
-    return next((c for c in candidates if (c / marker).is_file()), None)
+    if os.environ.get("DYNLAB_RESULTS") and (Path(os.environ["DYNLAB_RESULTS"]) / marker).is_file():
+        return Path(os.environ["DYNLAB_RESULTS"])
+    return checkout_folder("results", marker)

@@ -1,0 +1,247 @@
+"""The course models: every variant trained on every task in the course profile (seed 0), shipped compact.
+
+Students should see trained layers the moment a notebook opens, and retrain when they choose to (as
+the UvA deep-learning notebooks do). ``dynlab course-models`` trains the cells (``write_course_models``),
+stores each best epoch in 8 bits (``dynlab.engine.compact``; half precision where 8 bits move the
+re-evaluated test metric by more than ``TOLERANCE``), and writes ``manifest.json`` (each file's
+sha256, storage, test metric, and the command, machine and torch that made them) and ``report.md``.
+They are committed under ``checkpoints/course/``.
+
+``load_course_model`` finds them in ``$DYNLAB_COURSE_MODELS``, in the checkout, or in the cache under
+``DYNLAB_DATA``; outside a checkout it fetches them from the repository's raw-file URL
+(``dynlab.about.raw_url``, or ``$DYNLAB_COURSE_MODELS_URL``), checks each file's sha256 against the
+manifest before it appears, and caches it. Files are read with ``torch.load(weights_only=True)``;
+a file whose sha256 or model does not match the manifest is refused, naming the file.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from .. import about, layers
+from ..data.download import Mirror, MirrorsFailedError, data_root, fetch_mirrors, sha256sum
+from ..data.tasks import TASKS
+from ..engine import History, evaluate, load_checkpoint, model_fingerprint
+from ..engine.checkpoint import check_fingerprint
+from ..engine.compact import compact_bytes, compact_state, restore_state, stacked_kernel_names
+from ..errors import CheckpointError, DynlabError
+from ..files import atomic_write_bytes, atomic_write_text
+from .baselines import trivial_baseline
+from .cell import Cell
+from .committed import checkout_folder
+from .per_class import per_class
+from .pipeline import Run, build_cell_model, cell_data, get_profile
+from .runner import environment, read_rows, run_cells, run_dir
+
+FORMAT = 1
+#: where the course models are committed, relative to the repository
+COMMITTED = "checkpoints/course"
+MANIFEST = "manifest.json"
+#: how far (as a fraction: 0.005 is half a percentage point) the stored model's test metric may move
+TOLERANCE = 0.005
+PROFILE = "quick"
+SEED = 0
+
+
+class CourseModelsUnavailable(DynlabError, RuntimeError):
+    """The course models are neither here nor downloadable (offline, or not published at this ref)."""
+
+
+def file_name(variant: str, task: str) -> str:
+    return f"{task}-{variant}.pt"
+
+
+def course_cell(variant: str, task: str) -> Cell:
+    return Cell(task, variant, SEED, profile=PROFILE)
+
+
+def _test(model, data, task: str) -> dict[str, float]:
+    kwargs = {"ignore_index": data.ignore_index} if data.ignore_index is not None else {}
+    return evaluate(model, data.test, task, device="cpu", **kwargs)
+
+
+def _metric(model, data, task: str, metric: str) -> float:
+    return float(_test(model, data, task)[metric])
+
+
+# ---- writing ------------------------------------------------------------------------------------------
+
+def _stored(model, data, cell: Cell, metric_name: str, float_metric: float):
+    """The compact weights of ``model``: int8 unless that moves the test metric by more than TOLERANCE."""
+    state = model.state_dict()
+    stacked = stacked_kernel_names(model)
+    for storage in ("int8", "half"):
+        compact = compact_state(state, storage, stacked)
+        model.load_state_dict(restore_state(compact))
+        metric = _metric(model, data, cell.task, metric_name)
+        if abs(metric - float_metric) <= TOLERANCE:
+            break
+    model.load_state_dict(state)
+    return compact, storage, metric
+
+
+def write_course_models(out: str | os.PathLike = COMMITTED, *, runs: str | os.PathLike = "runs/course-models",
+                        variants: Sequence[str] | None = None, tasks: Sequence[str] | None = None,
+                        epochs: int | None = None, limit: int | None = None, device=None, quiet: bool = False,
+                        command: str = "") -> Path:
+    """Train the course cells into ``runs`` (resumable) and write their compact checkpoints, the manifest
+    and the report into ``out``. ``epochs`` and ``limit`` make a smoke set (the manifest says so)."""
+    started = time.time()
+    variants, tasks = list(variants or layers.names()), list(tasks or TASKS)
+    cells = [course_cell(v, t) for t in tasks for v in variants]
+    run_cells(cells, runs, device=device, epochs=epochs, limit=limit, quiet=quiet, command=command,
+              name="course-models")
+    rows = {(r["variant"], r["task"]): r for r in read_rows(runs) if int(r["seed"]) == SEED}
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for cell in cells:
+        row = rows[cell.variant, cell.task]
+        data = cell_data(cell, limit)
+        model = build_cell_model(cell, data)
+        checkpoint = load_checkpoint(run_dir(runs, cell) / "best.pt", model)
+        history = History.read_json(run_dir(runs, cell) / "history.json")
+        float_metric = _metric(model, data, cell.task, row["metric_name"])
+        compact, storage, metric = _stored(model, data, cell, row["metric_name"], float_metric)
+        buffer = io.BytesIO()
+        torch.save({"format": FORMAT, "variant": cell.variant, "task": cell.task, "storage": storage,
+                    "fingerprint": model_fingerprint(model), "weights": compact,
+                    "temperature": checkpoint.get("temperature"), "history": history.to_dict()}, buffer)
+        name = file_name(cell.variant, cell.task)
+        atomic_write_bytes(out / name, buffer.getvalue())
+        entries.append({"file": name, "variant": cell.variant, "task": cell.task, "sha256": sha256sum(out / name),
+                        "bytes": (out / name).stat().st_size, "weight_bytes": compact_bytes(compact),
+                        "storage": storage, "metric_name": row["metric_name"], "metric": round(metric, 6),
+                        "float_metric": round(float_metric, 6), "params": row["params"], "macs": row["macs"],
+                        "epochs": row["epochs"], "train_seconds": row["train_seconds"]})
+    env = environment()
+    manifest = {"format": FORMAT, "profile": PROFILE, "seed": SEED, "epochs": epochs, "limit": limit,
+                "command": command, "machine": env["machine"], "torch": env["torch"], "python": env["python"],
+                "written": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                "minutes": round((time.time() - started) / 60, 1), "models": entries}
+    atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=1) + "\n")
+    atomic_write_text(out / "report.md", report(manifest))
+    return out
+
+
+def report(manifest: dict) -> str:
+    """Markdown: what the manifest holds, model by model, with the storage and what it cost in metric."""
+    total = sum(e["bytes"] for e in manifest["models"])
+    smoke = (f" **Smoke set** (epochs {manifest['epochs']}, limit {manifest['limit']}): not the course models."
+             if manifest["epochs"] or manifest["limit"] else "")
+    lines = ["# The course models", "",
+             f"Command: `{manifest['command'] or 'dynlab course-models'}`; profile {manifest['profile']}, seed "
+             f"{manifest['seed']}; {manifest['machine']}, torch {manifest['torch']}; written {manifest['written']}."
+             + smoke, "",
+             f"{len(manifest['models'])} models, {total / 2**20:.1f} MiB in all. Weights in 8 bits with a scale per "
+             f"output channel (int8), or half precision where 8 bits moved the test metric by more than "
+             f"{TOLERANCE * 100:.1f} points; the loader restores float32.", "",
+             "| task | variant | test metric | as stored | float model | storage | MiB | params | epochs | train s |",
+             "| --- | --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |"]
+    for e in manifest["models"]:
+        lines.append(f"| {e['task']} | {e['variant']} | {e['metric_name']} | {e['metric']:.4f} | "
+                     f"{e['float_metric']:.4f} | {e['storage']} | {e['bytes'] / 2**20:.2f} | {e['params']:,} | "
+                     f"{e['epochs']} | {e['train_seconds']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+# ---- finding and loading ------------------------------------------------------------------------------
+
+def _cache() -> Path:
+    return data_root() / "course-models" / about.BRANCH
+
+
+def _base_url() -> str:
+    return os.environ.get("DYNLAB_COURSE_MODELS_URL") or about.raw_url(COMMITTED)
+
+
+def local_folder() -> Path | None:
+    """Where the course models already are: ``$DYNLAB_COURSE_MODELS``, the checkout's, or the cache's."""
+    if os.environ.get("DYNLAB_COURSE_MODELS"):
+        return Path(os.environ["DYNLAB_COURSE_MODELS"])
+    found = checkout_folder(COMMITTED, MANIFEST)
+    if found is not None:
+        return found
+    return _cache() if (_cache() / MANIFEST).is_file() else None
+
+
+def in_checkout() -> bool:
+    """Whether this dynlab is a checkout's (installed in place): its committed files are then the only source."""
+    return (Path(__file__).resolve().parents[2] / "pyproject.toml").is_file()
+
+
+def _download(name: str, folder: Path, sha256: str | None = None) -> Path:
+    if in_checkout() and not os.environ.get("DYNLAB_COURSE_MODELS_URL"):
+        raise CourseModelsUnavailable(f"this checkout has no {COMMITTED}/{MANIFEST}: `dynlab course-models` writes them")
+    url = _base_url().rstrip("/") + "/" + name
+    try:
+        return fetch_mirrors([Mirror(url, sha256=sha256)], name, folder, what="a course model", quiet=True)
+    except MirrorsFailedError as error:
+        reason = "; ".join(f"{u}: {r}" for u, r in error.failures)
+        raise CourseModelsUnavailable(f"the course models could not be fetched ({reason})") from None
+
+
+def manifest(folder: Path | None = None) -> tuple[Path, dict]:
+    """The folder holding the course models and their manifest (fetched into the cache if need be)."""
+    folder = folder or local_folder()
+    if folder is None:
+        folder = _cache()
+        _download(MANIFEST, folder)
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise CourseModelsUnavailable(f"no {MANIFEST} in {folder}")
+    try:
+        return folder, json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise CheckpointError(f"{path} is not a course-models manifest ({error}): delete it and load again") from None
+
+
+def _entry(man: dict, variant: str, task: str, path: Path) -> dict:
+    for entry in man["models"]:
+        if entry["variant"] == variant and entry["task"] == task:
+            return entry
+    raise CourseModelsUnavailable(f"{path} has no course model for {variant} on {task}")
+
+
+def load_course_model(variant: str, task: str, *, folder: Path | None = None, quiet: bool = False) -> Run:
+    """The shipped ``variant`` trained on ``task``, re-evaluated on the test split here.
+
+    Its history is the training run's; its test metric is the one measured now, and a line is printed
+    if that differs from the manifest's by more than ``TOLERANCE``.
+    """
+    folder, man = manifest(folder)
+    entry = _entry(man, variant, task, folder / MANIFEST)
+    path = folder / entry["file"]
+    if not path.is_file():
+        _download(entry["file"], folder, entry["sha256"])
+    if sha256sum(path) != entry["sha256"]:
+        raise CheckpointError(f"{path} does not match the sha256 in {folder / MANIFEST}: it was changed or damaged; "
+                              "delete it and load again (or retrain)")
+    stored = torch.load(path, map_location="cpu", weights_only=True)
+    cell = course_cell(variant, task)
+    data = cell_data(cell, man.get("limit"))
+    model = build_cell_model(cell, data)
+    if stored.get("format") != FORMAT or stored.get("variant") != variant or stored.get("task") != task:
+        raise CheckpointError(f"{path} is not the course model of {variant} on {task} (format {FORMAT}): "
+                              "delete it and load again (or retrain)")
+    check_fingerprint(stored["fingerprint"], model, path)
+    model.load_state_dict(restore_state(stored["weights"]))
+    if stored.get("temperature") is not None:
+        layers.set_temperature(model, stored["temperature"])
+    history = History.from_dict(stored["history"])
+    test = _test(model, data, task)
+    metric = float(test[entry["metric_name"]])
+    if abs(metric - entry["metric"]) > TOLERANCE and not quiet:
+        print(f"{variant} on {task}: test {entry['metric_name']} {metric:.4f} here, {entry['metric']:.4f} in the "
+              f"manifest ({man['torch']}, {man['machine']})")
+    history.test = test
+    profile = get_profile(PROFILE)
+    return Run(cell, model, history, data, entry["params"], entry["macs"], "cpu", len(data.train), None,
+               {"course_model": str(path), "storage": entry["storage"]}, trivial_baseline(data), {},
+               per_class(model, data, batch_size=profile.task(task).batch_size))
