@@ -12,7 +12,8 @@ For every unit that records attention (``dynlab.layers.collect_attention``), ove
   smallest class mean), and the MACs per sample executed (each sample's own open channels) and of the
   batch's union (what the skip path computes), beside the dense count.
 - ``orient``: for the classes of an orientation pair, the total-variation distance between their
-  histograms of winning orientations in a unit (0: the unit cannot tell them apart, 1: disjoint).
+  histograms of winning orientations in a unit, channel by channel, averaged over the unit's channels
+  (0: the unit cannot tell them apart, 1: disjoint).
 
 :func:`attention_summary` gives the model's best unit for each figure; the study report prints it.
 """
@@ -122,15 +123,21 @@ def probe_accuracy(vectors: torch.Tensor, labels: torch.Tensor, folds: int = PRO
 
 def orientation_distance(winners: torch.Tensor, labels: torch.Tensor, pair: tuple[int, int],
                          orientations: int) -> float:
-    """Total-variation distance between the two classes' histograms of winning orientations."""
+    """Total-variation distance between the two classes' histograms of winning orientations, channel by
+    channel (the mean over the unit's channels): ``winners`` is ``(N, C, *S)``.
+
+    Each channel's orientations are rotations of its own kernel, so orientation r of one channel and
+    of another are different directions; a histogram pooled over channels would mix them.
+    """
     histograms = []
     for label in pair:
         chosen = winners[labels == label]
         if len(chosen) == 0:
             return float("nan")
-        counts = torch.bincount(chosen.flatten().long(), minlength=orientations).double()
-        histograms.append(counts / counts.sum())
-    return 0.5 * float((histograms[0] - histograms[1]).abs().sum())
+        per_channel = chosen.transpose(0, 1).reshape(chosen.shape[1], -1).long()  # (C, N * positions)
+        counts = F.one_hot(per_channel, orientations).sum(1).double()  # (C, R)
+        histograms.append(counts / counts.sum(1, keepdim=True))
+    return 0.5 * float((histograms[0] - histograms[1]).abs().sum(1).mean())
 
 
 def attention_summary(model: nn.Module, dataset: Dataset, *, class_names=None, ignore_index: int | None = None,

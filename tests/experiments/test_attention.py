@@ -44,6 +44,17 @@ def test_orientation_distance_is_zero_for_equal_histograms_and_one_for_disjoint_
     assert attention.orientation_distance(disjoint, labels, (0, 1), 4) == 1.0
 
 
+
+def test_orientation_distance_compares_each_channel_with_itself():
+    # (N, C, positions): class 0's channel 0 wins orientation 0 and channel 1 orientation 1; class 1's
+    # the other way round. Pooled over channels the histograms are equal; channel by channel disjoint.
+    labels = torch.tensor([0, 1])
+    winners = torch.tensor([[[0, 0], [1, 1]], [[1, 1], [0, 0]]])
+    assert attention.orientation_distance(winners, labels, (0, 1), 4) == 1.0
+    half = torch.tensor([[[0, 0], [1, 1]], [[1, 1], [1, 1]]])  # only channel 0 differs
+    assert attention.orientation_distance(half, labels, (0, 1), 4) == 0.5
+
+
 def _images(n=24, classes=3):
     torch.manual_seed(1)
     return TensorDataset(torch.randn(n, 3, 16, 16), torch.arange(n) % classes)
