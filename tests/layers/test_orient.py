@@ -51,6 +51,22 @@ def test_orient_commutes_with_rotation_2d(groups, bias):
                               torch.rot90(plain, 1, dims=(2, 3)))
 
 
+
+@pytest.mark.parametrize("size", [5, 7])
+def test_orient_rotating_the_input_by_90_degrees_shifts_the_winner_by_one_step(size):
+    # a square odd-sized input of random float64 values has no ties, so the winner is unique
+    torch.manual_seed(0)
+    unit = layers.build("orient", 4, 6, 3, dim=2, padding=1).double()
+    x = make_input(2, batch=2, size=size, dtype=torch.float64)
+
+    def winner(inputs):
+        return layers.collect_attention(unit, inputs)[""]["orientation"]
+
+    upright = winner(x)
+    assert len(upright.unique()) == 4  # every orientation wins somewhere: the check has teeth
+    for r in (1, 2, 3):
+        assert torch.equal(winner(torch.rot90(x, r, dims=(2, 3))), (torch.rot90(upright, r, dims=(2, 3)) + r) % 4)
+
 @pytest.mark.parametrize("groups", [1, 2])
 def test_orient_commutes_with_time_reversal_1d(groups):
     torch.manual_seed(0)
