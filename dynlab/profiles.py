@@ -50,6 +50,8 @@ class TaskProfile:
     label_smoothing: float = 0.0
     #: gradients rescaled to at most this total norm before each step (None: never)
     clip_grad_norm: float | None = None
+    #: the attention temperature (DyConv, ODConv, local): annealed from the first value to the second
+    temperature: tuple[float, float] = (30.0, 1.0)
     #: a training-set augmentation from ``dynlab.data.augment.AUGMENTATIONS``, or None
     augment: str | None = None
     #: ResNet-18 stage-1 channels (64 is ResNet-18); time series: first block (blocks are w, 2w, 2w)
@@ -66,7 +68,7 @@ class TaskProfile:
     def fit_kwargs(self) -> dict:
         """The keyword arguments of ``dynlab.engine.fit`` this profile sets."""
         names = ("epochs", "batch_size", "lr", "weight_decay", "optimizer", "plateau_factor", "plateau_patience",
-                 "plateau_min_lr", "early_stopping_patience", "lr_schedule", "label_smoothing", "clip_grad_norm")
+                 "plateau_min_lr", "early_stopping_patience", "lr_schedule", "label_smoothing", "clip_grad_norm", "temperature")
         return {name: getattr(self, name) for name in names}
 
 

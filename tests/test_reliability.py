@@ -116,6 +116,21 @@ def test_a_finished_cell_is_reused_only_with_the_same_settings(tmp_path, capsys)
     assert len(kept) == 1 and [p.name for p in (out / "runs").iterdir() if ".replaced-" in p.name]
 
 
+def test_a_recipe_field_added_later_had_its_default_in_older_rows():
+    from dynlab.experiments.cell import Cell
+    from dynlab.experiments.pipeline import cell_settings
+    from dynlab.experiments.runner import settings_difference
+
+    wanted = cell_settings(Cell("timeseries", "base", profile="full"))
+    older = json.loads(json.dumps(wanted))
+    del older["recipe"]["temperature"]  # written before the recipe had a temperature: it was the default
+    assert settings_difference({"settings": older}, wanted) == {}
+    changed = json.loads(json.dumps(wanted))
+    changed["recipe"]["temperature"] = [30.0, 5.0]
+    assert settings_difference({"settings": older}, changed) == {"recipe": (older["recipe"] | {"temperature": [30.0, 1.0]},
+                                                                          changed["recipe"])}
+
+
 def test_a_damaged_cell_record_is_named(tmp_path):
     out = tmp_path / "study"
     study.run_study(["base"], ["timeseries"], epochs=1, out=out, **TINY)

@@ -84,18 +84,20 @@ class EpochEndFunction(Callback):
 
 
 class TemperatureAnnealing(Callback):
-    """Anneal the units' temperature 30 -> 1 per iteration (``TemperatureSchedule.for_run``).
+    """Anneal the units' temperature from ``start`` to ``end`` per iteration (``TemperatureSchedule.for_run``).
 
     The validation runs at the temperature reached after the epoch's last step, and the best epoch
     is tested (and saved) at the temperature it was validated at.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, start: float = 30.0, end: float = 1.0) -> None:
+        self.start, self.end = start, end
         self.schedule: layers.TemperatureSchedule | None = None
         self.current: float | None = None
 
     def on_fit_start(self, trainer) -> None:
-        self.schedule = layers.TemperatureSchedule.for_run(trainer.options.epochs, trainer.steps_per_epoch)
+        self.schedule = layers.TemperatureSchedule.for_run(trainer.options.epochs, trainer.steps_per_epoch,
+                                                           self.start, self.end)
 
     def on_step_start(self, trainer) -> None:
         layers.set_temperature(trainer.model, self.schedule(trainer.step))
@@ -128,11 +130,12 @@ class PreciseBatchNorm(Callback):
         return {}
 
 
-def model_callbacks(model: nn.Module, precise_batchnorm: bool) -> list[Callback]:
-    """The callbacks ``model``'s units ask for (see the module doc)."""
+def model_callbacks(model: nn.Module, precise_batchnorm: bool,
+                    temperature: tuple[float, float] = (30.0, 1.0)) -> list[Callback]:
+    """The callbacks ``model``'s units ask for (see the module doc); ``temperature`` is (start, end)."""
     callbacks: list[Callback] = []
     if layers.uses_temperature(model):
-        callbacks.append(TemperatureAnnealing())
+        callbacks.append(TemperatureAnnealing(*temperature))
     callbacks.append(AuxiliaryLoss())
     if precise_batchnorm:
         callbacks.append(PreciseBatchNorm())

@@ -48,6 +48,8 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Dataset, test_set: Datase
       training steps) or ``"onecycle"`` (warm-up, then cosine decay; ``optim.make_scheduler``); the
       plateau settings are unused by the last two. ``clip_grad_norm``: rescale the gradients to at most
       this total norm before every step (None: never). ``label_smoothing`` goes to the training loss.
+    - ``temperature``: ``(start, end)`` of the attention temperature of units that use one (DyConv,
+      ODConv, local), annealed over the first third of the run (at most 10 epochs); default 30 -> 1.
     - ``precise_batchnorm``: recompute the BatchNorm statistics before every evaluation; None switches
       it on for models that need it (``dynlab.layers.needs_precise_batchnorm``: ODConv).
     - ``keep="last"``: hand back the last epoch instead of the best one, for a final run on all the
@@ -70,7 +72,7 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Dataset, test_set: Datase
         raise ValueError("fit needs a non-empty validation set (hold one out of the training data)")
     if options.precise_batchnorm is None:
         options = options.replace(precise_batchnorm=layers.needs_precise_batchnorm(model))
-    hooks = [*model_callbacks(model, options.precise_batchnorm), *as_callbacks(callbacks)]
+    hooks = [*model_callbacks(model, options.precise_batchnorm, options.temperature), *as_callbacks(callbacks)]
 
     with distributed.session(options.device) as (dist, device), run_folder(options, dist):
         trainer = Trainer(model, train_set, val_set, options, hooks, dist, device)

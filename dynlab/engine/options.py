@@ -48,6 +48,8 @@ class FitOptions:
     lr_schedule: str = "plateau"
     label_smoothing: float = 0.0
     clip_grad_norm: float | None = None
+    #: the attention temperature of the units that use one, annealed from the first value to the second
+    temperature: tuple[float, float] = (30.0, 1.0)
     precise_batchnorm: bool | None = None
     keep: str = "best"
     ignore_index: int = IGNORE_INDEX
@@ -76,6 +78,9 @@ class FitOptions:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.clip_grad_norm is not None and not self.clip_grad_norm > 0:
             raise ValueError(f"clip_grad_norm must be positive (or None), got {self.clip_grad_norm}")
+        if len(self.temperature) != 2 or not all(t > 0 for t in self.temperature):
+            raise ValueError(f"temperature must be two positive numbers (start, end), got {self.temperature}")
+        object.__setattr__(self, "temperature", tuple(float(t) for t in self.temperature))
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(f"epochs and batch_size must be positive, got epochs={self.epochs}, "
                              f"batch_size={self.batch_size}")
@@ -100,5 +105,5 @@ class FitOptions:
         """The run's settings as history and checkpoints record them, with ``run``'s facts after them."""
         names = ("task", "metric", "epochs", "batch_size", "lr", "weight_decay", "optimizer", "plateau_factor",
                  "plateau_patience", "plateau_min_lr", "early_stopping_patience", "lr_schedule", "label_smoothing",
-                 "precise_batchnorm", "keep", "seed")
+                 "temperature", "precise_batchnorm", "keep", "seed")
         return {**{name: getattr(self, name) for name in names}, **run}

@@ -9,6 +9,7 @@ are renamed on opening, with a one-line notice.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -23,6 +24,7 @@ import numpy as np
 import torch
 
 from ..device import pick_device
+from ..profiles import TaskProfile
 from ..errors import CellsFailedError, DataError, SettingsMismatchError
 from ..files import atomic_write_csv, atomic_write_text, folder_lock, remove_stale_temporaries
 from .cell import COLUMNS, PROTOCOLS, Cell, cell_from_row
@@ -81,12 +83,16 @@ def migrate_names(out: str | os.PathLike) -> int:
 def settings_difference(row: dict, wanted: dict) -> dict:
     """What differs between a finished cell's settings and ``wanted`` (``pipeline.cell_settings``):
     ``{field: (theirs, wanted)}``. A row written before cells kept their settings is compared on the
-    fields it has (profile, data, unit options)."""
+    fields it has (profile, data, unit options). A recipe field added after the row was written had
+    its default then."""
     wanted = json.loads(json.dumps(wanted))
     theirs = row.get("settings")
     if theirs is None:
         theirs = {"profile": "paper" if row.get("profile") == "seed" else row.get("profile"), "data": row.get("data"),
                   "unit_options": row.get("unit_options") or {}}
+    if isinstance(theirs.get("recipe"), dict):
+        defaults = json.loads(json.dumps(dataclasses.asdict(TaskProfile(epochs=1))))
+        theirs = {**theirs, "recipe": {**{k: v for k, v in defaults.items() if k != "epochs"}, **theirs["recipe"]}}
     return {k: (theirs[k], wanted[k]) for k in theirs if k in wanted and theirs[k] != wanted[k]}
 
 

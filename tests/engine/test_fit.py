@@ -108,6 +108,18 @@ def test_temperature_anneals_per_iteration_to_one(data):
     assert model.unit.temperature == history[history.best_epoch - 1]["temperature"]  # the best epoch's
 
 
+def test_the_temperature_schedule_is_a_setting(data):
+    train, val, _ = data
+    model = made(PlainNet, "dyconv")
+    seen = []
+    model.unit.register_forward_pre_hook(lambda m, args: seen.append(m.temperature) if m.training else None)
+    history = fit(model, train, val, epochs=3, batch_size=16, quiet=True, temperature=(10, 4))
+    assert seen[0] == 10.0 and seen[-1] == 4.0 and min(seen) == 4.0
+    assert history.column("temperature")[-1] == 4.0 and history.config["temperature"] == (10.0, 4.0)
+    with pytest.raises(ValueError, match="temperature must be two positive numbers"):
+        fit(model, train, val, epochs=1, quiet=True, temperature=(30, 0))
+
+
 def test_auxiliary_loss_is_added_to_the_task_loss(data):
     train, val, _ = data
     model = made(PlainNet, "hard")
