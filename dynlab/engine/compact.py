@@ -1,17 +1,19 @@
-"""Weights stored small: 8 bits a weight with one scale per output channel, or half precision.
+"""Weights stored small: a few bits a weight with one scale per output channel, or half precision.
 
 The course models are committed to the repository, which every Binder launch clones, so their
 weights are kept compact and restored to float32 when loaded:
 
-- ``int8``: each kernel and linear weight (a floating tensor of two or more dimensions) is stored as
-  ``q = round(w / scale)`` in [-127, 127] with one float32 ``scale = max |w| / 127`` per output
-  channel (per kernel and output channel for a unit's stacked kernels ``(K, C_out, ...)``), so the
-  restored weight is ``scale * q``, within half a scale step of the original;
+- ``int8``, ``int6``, ``int5``: each kernel and linear weight (a floating tensor of two or more
+  dimensions) is stored as ``q = round(w / scale)`` in [-L, L] with one float32 ``scale = max |w| / L``
+  per output channel (per kernel and output channel for a unit's stacked kernels ``(K, C_out, ...)``),
+  so the restored weight is ``scale * q``, within half a scale step of the original. L is 127, 31 or 15
+  (``LEVELS``). ``q`` is held in an int8 tensor whatever L is: a file compressed after ``torch.save``
+  (as the course models are) spends about as many bits on it as its levels need;
 - ``half``: the same tensors in float16;
 - everything else (biases, BatchNorm's parameters and statistics, counters) as it is: few values.
 
 Whoever writes compact weights checks that the model still scores what it scored (the course models'
-command re-evaluates each one and falls back to ``half`` where ``int8`` costs too much).
+command re-evaluates each one and takes the smallest storage that keeps its test metric).
 """
 from __future__ import annotations
 
@@ -20,8 +22,10 @@ from torch import nn
 
 from ..layers.unit import ConvUnit
 
-STORAGES = ("int8", "half")
-_LEVELS = 127
+#: from the smallest to the most precise
+STORAGES = ("int5", "int6", "int8", "half")
+#: how many steps each side of zero the integer storages have
+LEVELS = {"int5": 15, "int6": 31, "int8": 127}
 
 
 def stacked_kernel_names(model: nn.Module) -> set[str]:
@@ -49,8 +53,9 @@ def compact_state(state: dict[str, torch.Tensor], storage: str = "int8", stacked
         else:
             rows = value.shape[0] * value.shape[1] if name in stacked else value.shape[0]
             flat = value.float().reshape(rows, -1)
-            scale = flat.abs().amax(dim=1).clamp_min(torch.finfo(torch.float32).tiny) / _LEVELS
-            q = torch.round(flat / scale[:, None]).clamp(-_LEVELS, _LEVELS).to(torch.int8)
+            levels = LEVELS[storage]
+            scale = flat.abs().amax(dim=1).clamp_min(torch.finfo(torch.float32).tiny) / levels
+            q = torch.round(flat / scale[:, None]).clamp(-levels, levels).to(torch.int8)
             compact[name] = {"int8": q.reshape(value.shape), "scale": scale, "dtype": str(value.dtype)}
     return compact
 

@@ -10,10 +10,18 @@ import os
 from pathlib import Path
 
 
+#: the folder above the package: the repository's root when dynlab is a checkout installed in place
+PACKAGE_PARENT = Path(__file__).resolve().parents[2]
+
+
+def in_checkout() -> bool:
+    """Whether this dynlab is a checkout's (installed in place) rather than an installed wheel."""
+    return (PACKAGE_PARENT / "pyproject.toml").is_file()
+
+
 def checkout_folder(relative: str, marker: str) -> Path | None:
     """The first candidate folder ``relative`` (a path in the repository) that holds the file ``marker``, or None."""
-    here = Path(__file__).resolve().parents[2]
-    candidates = [here / relative, Path.cwd() / relative, Path.cwd().parent / relative]
+    candidates = [PACKAGE_PARENT / relative, Path.cwd() / relative, Path.cwd().parent / relative]
     return next((c for c in candidates if (c / marker).is_file()), None)
 
 

@@ -2,21 +2,23 @@
 
 Students should see trained layers the moment a notebook opens, and retrain when they choose to (as
 the UvA deep-learning notebooks do). ``dynlab course-models`` trains the cells (``write_course_models``),
-stores each best epoch in 8 bits (``dynlab.engine.compact``; half precision where 8 bits move the
-re-evaluated test metric by more than ``TOLERANCE``), and writes ``manifest.json`` (each file's
+stores each best epoch compact (``dynlab.engine.compact``: the fewest bits a weight, 5, 6 or 8, or
+half precision, that keep the re-evaluated test metric within ``TOLERANCE``; the file xz-compressed,
+so 5-bit weights take about 5 bits), and writes ``manifest.json`` (each file's
 sha256, storage, test metric, and the command, machine and torch that made them) and ``report.md``.
 They are committed under ``checkpoints/course/``.
 
 ``load_course_model`` finds them in ``$DYNLAB_COURSE_MODELS``, in the checkout, or in the cache under
 ``DYNLAB_DATA``; outside a checkout it fetches them from the repository's raw-file URL
 (``dynlab.about.raw_url``, or ``$DYNLAB_COURSE_MODELS_URL``), checks each file's sha256 against the
-manifest before it appears, and caches it. Files are read with ``torch.load(weights_only=True)``;
+manifest before it appears, and caches it. Files are decompressed and read with ``torch.load(weights_only=True)``;
 a file whose sha256 or model does not match the manifest is refused, naming the file.
 """
 from __future__ import annotations
 
 import io
 import json
+import lzma
 import os
 import time
 from pathlib import Path
@@ -29,17 +31,17 @@ from ..data.download import Mirror, MirrorsFailedError, data_root, fetch_mirrors
 from ..data.tasks import TASKS
 from ..engine import History, evaluate, load_checkpoint, model_fingerprint
 from ..engine.checkpoint import check_fingerprint
-from ..engine.compact import compact_bytes, compact_state, restore_state, stacked_kernel_names
+from ..engine.compact import STORAGES, compact_bytes, compact_state, restore_state, stacked_kernel_names
 from ..errors import CheckpointError, DynlabError
 from ..files import atomic_write_bytes, atomic_write_text
 from .baselines import trivial_baseline
 from .cell import Cell
-from .committed import checkout_folder
+from .committed import checkout_folder, in_checkout
 from .per_class import per_class
 from .pipeline import Run, build_cell_model, cell_data, get_profile
 from .runner import environment, read_rows, run_cells, run_dir
 
-FORMAT = 1
+FORMAT = 2
 #: where the course models are committed, relative to the repository
 COMMITTED = "checkpoints/course"
 MANIFEST = "manifest.json"
@@ -54,7 +56,17 @@ class CourseModelsUnavailable(DynlabError, RuntimeError):
 
 
 def file_name(variant: str, task: str) -> str:
-    return f"{task}-{variant}.pt"
+    return f"{task}-{variant}.pt.xz"
+
+
+def read_stored(path: Path) -> dict:
+    """What ``write_course_models`` stored in ``path``: plain tensors and numbers (``weights_only``)."""
+    try:
+        raw = lzma.decompress(Path(path).read_bytes())
+    except lzma.LZMAError as error:
+        raise CheckpointError(f"{path} is not an xz-compressed course model ({error}): delete it and load "
+                              "again (or retrain)") from None
+    return torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
 
 
 def course_cell(variant: str, task: str) -> Cell:
@@ -73,17 +85,21 @@ def _metric(model, data, task: str, metric: str) -> float:
 # ---- writing ------------------------------------------------------------------------------------------
 
 def _stored(model, data, cell: Cell, metric_name: str, float_metric: float):
-    """The compact weights of ``model``: int8 unless that moves the test metric by more than TOLERANCE."""
-    state = model.state_dict()
+    """The compact weights of ``model``: the smallest storage that keeps the test metric within TOLERANCE
+    of the float model's (where none does, the one that comes closest)."""
+    # a copy: load_state_dict writes into the very tensors that state_dict() returns
+    state = {name: value.clone() for name, value in model.state_dict().items()}
     stacked = stacked_kernel_names(model)
-    for storage in ("int8", "half"):
+    tried = []
+    for storage in STORAGES:
         compact = compact_state(state, storage, stacked)
         model.load_state_dict(restore_state(compact))
         metric = _metric(model, data, cell.task, metric_name)
-        if abs(metric - float_metric) <= TOLERANCE:
+        tried.append((abs(metric - float_metric), compact, storage, metric))
+        if tried[-1][0] <= TOLERANCE:
             break
     model.load_state_dict(state)
-    return compact, storage, metric
+    return min(tried, key=lambda t: t[0])[1:]
 
 
 def write_course_models(out: str | os.PathLike = COMMITTED, *, runs: str | os.PathLike = "runs/course-models",
@@ -114,7 +130,7 @@ def write_course_models(out: str | os.PathLike = COMMITTED, *, runs: str | os.Pa
                     "fingerprint": model_fingerprint(model), "weights": compact,
                     "temperature": checkpoint.get("temperature"), "history": history.to_dict()}, buffer)
         name = file_name(cell.variant, cell.task)
-        atomic_write_bytes(out / name, buffer.getvalue())
+        atomic_write_bytes(out / name, lzma.compress(buffer.getvalue()))
         entries.append({"file": name, "variant": cell.variant, "task": cell.task, "sha256": sha256sum(out / name),
                         "bytes": (out / name).stat().st_size, "weight_bytes": compact_bytes(compact),
                         "storage": storage, "metric_name": row["metric_name"], "metric": round(metric, 6),
@@ -139,9 +155,10 @@ def report(manifest: dict) -> str:
              f"Command: `{manifest['command'] or 'dynlab course-models'}`; profile {manifest['profile']}, seed "
              f"{manifest['seed']}; {manifest['machine']}, torch {manifest['torch']}; written {manifest['written']}."
              + smoke, "",
-             f"{len(manifest['models'])} models, {total / 2**20:.1f} MiB in all. Weights in 8 bits with a scale per "
-             f"output channel (int8), or half precision where 8 bits moved the test metric by more than "
-             f"{TOLERANCE * 100:.1f} points; the loader restores float32.", "",
+             f"{len(manifest['models'])} models, {total / 2**20:.1f} MiB in all. Each model's weights in the fewest "
+             f"bits (5, 6 or 8, with a scale per output channel: int5, int6, int8) or half precision that keep its "
+             f"test metric within {TOLERANCE * 100:.1f} points of the float model's (where none does, the closest); "
+             f"files xz-compressed; the loader restores float32.", "",
              "| task | variant | test metric | as stored | float model | storage | MiB | params | epochs | train s |",
              "| --- | --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |"]
     for e in manifest["models"]:
@@ -171,12 +188,8 @@ def local_folder() -> Path | None:
     return _cache() if (_cache() / MANIFEST).is_file() else None
 
 
-def in_checkout() -> bool:
-    """Whether this dynlab is a checkout's (installed in place): its committed files are then the only source."""
-    return (Path(__file__).resolve().parents[2] / "pyproject.toml").is_file()
-
-
 def _download(name: str, folder: Path, sha256: str | None = None) -> Path:
+    # a checkout's committed files are its only source: it does not reach for the network
     if in_checkout() and not os.environ.get("DYNLAB_COURSE_MODELS_URL"):
         raise CourseModelsUnavailable(f"this checkout has no {COMMITTED}/{MANIFEST}: `dynlab course-models` writes them")
     url = _base_url().rstrip("/") + "/" + name
@@ -223,7 +236,7 @@ def load_course_model(variant: str, task: str, *, folder: Path | None = None, qu
     if sha256sum(path) != entry["sha256"]:
         raise CheckpointError(f"{path} does not match the sha256 in {folder / MANIFEST}: it was changed or damaged; "
                               "delete it and load again (or retrain)")
-    stored = torch.load(path, map_location="cpu", weights_only=True)
+    stored = read_stored(path)
     cell = course_cell(variant, task)
     data = cell_data(cell, man.get("limit"))
     model = build_cell_model(cell, data)

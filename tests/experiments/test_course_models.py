@@ -6,6 +6,8 @@ not match is refused. GitHub cannot be reached from the test machines, so fetchi
 a local HTTP server on 127.0.0.1 serving the set (and a wrong one, and none).
 """
 import functools
+import io
+import lzma
 import http.server
 import json
 import shutil
@@ -16,7 +18,7 @@ import torch
 
 from dynlab import course
 from dynlab.cli import main
-from dynlab.engine.compact import compact_bytes, compact_state, restore_state, stacked_kernel_names
+from dynlab.engine.compact import LEVELS, STORAGES, compact_bytes, compact_state, restore_state, stacked_kernel_names
 from dynlab.errors import CheckpointError
 from dynlab.experiments import course_models
 from dynlab.models import resnet18
@@ -24,13 +26,14 @@ from dynlab.models import resnet18
 VARIANTS = ("base", "dyconv")
 
 
-def test_int8_restores_each_weight_within_half_a_step_of_its_channel_scale():
+@pytest.mark.parametrize("storage", ["int5", "int6", "int8"])
+def test_integer_storage_restores_each_weight_within_half_a_step_of_its_channel_scale(storage):
     torch.manual_seed(0)
     model = resnet18("dyconv", 10, width=8)
     state = model.state_dict()
     stacked = stacked_kernel_names(model)
     assert "layer1.0.conv1.weight" in stacked and "conv1.weight" not in stacked  # the stem is a plain convolution
-    compact = compact_state(state, "int8", stacked)
+    compact = compact_state(state, storage, stacked)
     restored = restore_state(compact)
     assert restored.keys() == state.keys()
     for name, value in state.items():
@@ -41,9 +44,21 @@ def test_int8_restores_each_weight_within_half_a_step_of_its_channel_scale():
             error = (restored[name] - value).abs().reshape(rows, -1)
             assert (error <= step.reshape(rows, 1) / 2 + 1e-7).all(), name
             assert entry["int8"].dtype == torch.int8
+            assert entry["int8"].abs().max() == LEVELS[storage]  # each channel's largest weight uses the top level
         else:  # BatchNorm, biases, counters: kept exactly
             assert torch.equal(restored[name], value), name
     assert compact_bytes(compact) < 0.3 * sum(v.numel() * v.element_size() for v in state.values())
+
+
+def test_fewer_levels_compress_to_fewer_bytes():
+    torch.manual_seed(0)
+    state = resnet18("base", 10, width=16).state_dict()
+    sizes = {}
+    for storage in ("int5", "int6", "int8"):
+        buffer = io.BytesIO()
+        torch.save(compact_state(state, storage), buffer)
+        sizes[storage] = len(lzma.compress(buffer.getvalue()))
+    assert sizes["int5"] < 0.85 * sizes["int6"] < 0.85 ** 2 * sizes["int8"]
 
 
 def test_half_storage_and_unknown_storage():
@@ -51,8 +66,30 @@ def test_half_storage_and_unknown_storage():
     restored = restore_state(compact_state(state, "half"))
     assert restored["w"].dtype == torch.float32 and torch.allclose(restored["w"], state["w"], rtol=1e-3, atol=1e-3)
     assert torch.equal(restored["b"], state["b"])
-    with pytest.raises(ValueError, match="storage must be one of int8, half"):
+    with pytest.raises(ValueError, match="storage must be one of int5, int6, int8, half"):
         compact_state(state, "int4")
+
+
+def test_each_storage_is_made_from_the_float_weights_and_the_model_is_left_as_it_was(monkeypatch):
+    torch.manual_seed(0)
+    model = resnet18("dyconv", 10, width=8)
+    original = {name: value.clone() for name, value in model.state_dict().items()}
+    seen = []
+
+    def metric(model, data, task, name):  # never within the tolerance: every storage is tried
+        seen.append({k: v.clone() for k, v in model.state_dict().items()})
+        return 0.0
+
+    monkeypatch.setattr(course_models, "_metric", metric)
+    cell = course_models.course_cell("dyconv", "classification")
+    compact, storage, _ = course_models._stored(model, None, cell, "accuracy", 1.0)
+    assert len(seen) == len(STORAGES)
+    for state, storage in zip(seen, STORAGES):
+        name = "layer1.0.conv1.weight"
+        step = original[name].abs().amax(dim=tuple(range(2, original[name].dim())), keepdim=True)
+        if storage in LEVELS:  # within half a step of the float weight, not of the previous storage's
+            assert ((state[name] - original[name]).abs() <= step / LEVELS[storage] / 2 + 1e-7).all(), storage
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in original.items())
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +116,7 @@ def test_the_manifest_names_every_file_with_its_sha256_and_the_report_says_it_is
     assert [(e["variant"], e["task"]) for e in manifest["models"]] == [(v, "classification") for v in VARIANTS]
     for entry in manifest["models"]:
         assert course_models.sha256sum(smoke_set / entry["file"]) == entry["sha256"]
-        assert entry["storage"] in ("int8", "half")
+        assert entry["storage"] in STORAGES
         assert abs(entry["metric"] - entry["float_metric"]) <= course_models.TOLERANCE
     assert "Smoke set" in (smoke_set / "report.md").read_text()
 
@@ -91,7 +128,7 @@ def test_a_loaded_course_model_scores_what_the_manifest_says(smoke_set, monkeypa
         run = course_models.load_course_model(entry["variant"], "classification")
         assert run.metric == pytest.approx(entry["metric"], abs=1e-6)
         assert len(run.history.records) == 1 and run.per_class and run.baseline["value"] > 0
-        stored = torch.load(smoke_set / entry["file"], weights_only=True)
+        stored = course_models.read_stored(smoke_set / entry["file"])
         expected = restore_state(stored["weights"])
         assert all(torch.equal(run.model.state_dict()[k], v) for k, v in expected.items())
     assert capsys.readouterr().out == ""  # no difference from the manifest to report
@@ -105,10 +142,17 @@ def test_a_changed_file_is_refused_naming_it(smoke_set, tmp_path, monkeypatch):
     data = bytearray(path.read_bytes())
     data[-100] ^= 0xFF
     path.write_bytes(bytes(data))
-    with pytest.raises(CheckpointError, match="classification-base.pt does not match the sha256"):
+    with pytest.raises(CheckpointError, match="classification-base.pt.xz does not match the sha256"):
         course_models.load_course_model("base", "classification")
     with pytest.raises(course_models.CourseModelsUnavailable, match="no course model for hard on classification"):
         course_models.load_course_model("hard", "classification")
+
+
+def test_a_file_that_is_not_compressed_is_refused_naming_it(tmp_path):
+    path = tmp_path / course_models.file_name("base", "classification")
+    torch.save({"format": course_models.FORMAT}, path)  # a plain torch file, as the first format was
+    with pytest.raises(CheckpointError, match="classification-base.pt.xz is not an xz-compressed course model"):
+        course_models.read_stored(path)
 
 
 class _Server:
@@ -138,7 +182,7 @@ def test_outside_a_checkout_the_models_are_fetched_checked_and_cached(smoke_set,
     cache = tmp_path / "cache" / "course-models" / "main"
     fetched = cache / course_models.file_name("dyconv", "classification")
     assert fetched.read_bytes() == (smoke_set / fetched.name).read_bytes()
-    assert not list(cache.glob("*.part")) and not (cache / "classification-base.pt").exists()  # only what was asked
+    assert not list(cache.glob("*.part")) and not (cache / course_models.file_name("base", "classification")).exists()  # only what was asked
     # the server is gone: the cached copy is used
     again = course_models.load_course_model("dyconv", "classification")
     assert again.metric == run.metric
@@ -147,13 +191,13 @@ def test_outside_a_checkout_the_models_are_fetched_checked_and_cached(smoke_set,
 def test_a_wrong_file_from_the_server_is_refused_and_not_kept(smoke_set, no_checkout_models, monkeypatch, tmp_path):
     wrong = tmp_path / "wrong"
     shutil.copytree(smoke_set, wrong)
-    (wrong / "classification-base.pt").write_bytes(b"not the model")
+    (wrong / course_models.file_name("base", "classification")).write_bytes(b"not the model")
     with _Server(wrong) as server:
         monkeypatch.setenv("DYNLAB_COURSE_MODELS_URL", server.url)
         with pytest.raises(course_models.CourseModelsUnavailable, match="wrong checksum: sha256"):
             course_models.load_course_model("base", "classification")
     cache = tmp_path / "cache" / "course-models" / "main"
-    assert not (cache / "classification-base.pt").exists() and not list(cache.glob(".*part"))
+    assert not (cache / course_models.file_name("base", "classification")).exists() and not list(cache.glob(".*part"))
 
 
 def test_no_server_or_a_checkout_without_models_is_unavailable_in_one_line(no_checkout_models, monkeypatch):
