@@ -131,6 +131,21 @@ def test_a_recipe_field_added_later_had_its_default_in_older_rows():
                                                                           changed["recipe"])}
 
 
+def test_another_variants_unit_options_do_not_change_a_cell():
+    from dynlab.experiments.cell import Cell
+    from dynlab.experiments.pipeline import cell_settings
+    from dynlab.experiments.runner import settings_difference
+
+    wanted = cell_settings(Cell("segmentation", "base", profile="quick"))
+    assert wanted["recipe"]["unit_options"] == {}  # the quick recipe sets options for hard and odconv only
+    older = json.loads(json.dumps(wanted))
+    older["recipe"]["unit_options"] = {"hard": {"budget_weight": 0.1}, "odconv": {"attention_norm": "none"}}
+    assert settings_difference({"settings": older, "variant": "base"}, wanted) == {}
+    hard = cell_settings(Cell("segmentation", "hard", profile="quick"))
+    assert list(hard["recipe"]["unit_options"]) == ["hard"]
+    assert settings_difference({"settings": older, "variant": "hard"}, hard) != {}
+
+
 def test_a_damaged_cell_record_is_named(tmp_path):
     out = tmp_path / "study"
     study.run_study(["base"], ["timeseries"], epochs=1, out=out, **TINY)

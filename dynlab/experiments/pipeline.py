@@ -103,10 +103,17 @@ def build_cell_model(cell: Cell, data: TaskData, out: Path | None = None) -> nn.
     return control
 
 
+def recipe_for(recipe: dict, variant: str) -> dict:
+    """``recipe`` (a task profile as a dict) with only ``variant``'s unit options: a change to another
+    variant's options does not change this cell."""
+    options = recipe.get("unit_options") or {}
+    return {**recipe, "unit_options": {variant: options[variant]} if variant in options else {}}
+
+
 def cell_settings(cell: Cell, epochs: int | None = None, limit: int | None = None) -> dict:
     """What decides a cell's result beside its name: recipe (and its version), epochs, limit, data, options."""
     recipe = get_profile(cell.profile).task(cell.task)
-    return {"profile": cell.profile, "recipe": dataclasses.asdict(recipe), "recipe_version": profiles.RECIPE_VERSION,
+    return {"profile": cell.profile, "recipe": recipe_for(dataclasses.asdict(recipe), cell.variant), "recipe_version": profiles.RECIPE_VERSION,
             "epochs": recipe.epochs if epochs is None else epochs, "limit": limit, "data": cell.data,
             "unit_options": dict(cell.options)}
 

@@ -28,7 +28,7 @@ from ..profiles import TaskProfile
 from ..errors import CellsFailedError, DataError, SettingsMismatchError
 from ..files import atomic_write_csv, atomic_write_text, folder_lock, remove_stale_temporaries
 from .cell import COLUMNS, PROTOCOLS, Cell, cell_from_row
-from .pipeline import cell_settings, train_cell
+from .pipeline import cell_settings, recipe_for, train_cell
 
 
 def cell_path(out: str | os.PathLike, cell: Cell) -> Path:
@@ -84,7 +84,7 @@ def settings_difference(row: dict, wanted: dict) -> dict:
     """What differs between a finished cell's settings and ``wanted`` (``pipeline.cell_settings``):
     ``{field: (theirs, wanted)}``. A row written before cells kept their settings is compared on the
     fields it has (profile, data, unit options). A recipe field added after the row was written had
-    its default then."""
+    its default then; the recipe's unit options are compared for the row's variant only."""
     wanted = json.loads(json.dumps(wanted))
     theirs = row.get("settings")
     if theirs is None:
@@ -92,7 +92,8 @@ def settings_difference(row: dict, wanted: dict) -> dict:
                   "unit_options": row.get("unit_options") or {}}
     if isinstance(theirs.get("recipe"), dict):
         defaults = json.loads(json.dumps(dataclasses.asdict(TaskProfile(epochs=1))))
-        theirs = {**theirs, "recipe": {**{k: v for k, v in defaults.items() if k != "epochs"}, **theirs["recipe"]}}
+        recipe = {**{k: v for k, v in defaults.items() if k != "epochs"}, **theirs["recipe"]}
+        theirs = {**theirs, "recipe": recipe_for(recipe, row.get("variant", ""))}
     return {k: (theirs[k], wanted[k]) for k in theirs if k in wanted and theirs[k] != wanted[k]}
 
 
