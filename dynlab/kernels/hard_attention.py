@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from ..layers.hard_attention import GatedConv
 from ..layers.unit import spread
@@ -33,13 +34,23 @@ class FastGatedConv(GatedConv):
         if index.numel() == 0:  # every channel closed: nothing to compute
             return x.new_zeros(x.shape[0], self.out_channels, *self.output_shape(x))
         if self.groups != 1 or index.numel() == self.out_channels:
-            return self.conv(x, self.weight, self.bias) * spread(hard, self.dim)
+            y = self.conv(x, self.weight, self.bias)
+            return (y if self.norm is None else self.norm(y)) * spread(hard, self.dim)
         bias = self.bias.index_select(0, index) if self.bias is not None else None
-        partial = self.conv(x, self._open_filters(index), bias)
+        partial = self._norm_open(self.conv(x, self._open_filters(index), bias), index)
         if x.shape[0] > 1:
             partial = partial * spread(hard.index_select(1, index), self.dim)
         out = partial.new_zeros(x.shape[0], self.out_channels, *partial.shape[2:])
         return out.index_copy_(1, index, partial)
+
+    def _norm_open(self, partial: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """The unit's own BatchNorm (``gate_after_norm``), in inference, on the open channels ``index`` only."""
+        norm = self.norm
+        if norm is None:
+            return partial
+        pick = (lambda t: None if t is None else t.index_select(0, index))
+        return F.batch_norm(partial, pick(norm.running_mean), pick(norm.running_var), pick(norm.weight),
+                            pick(norm.bias), False, 0.0, norm.eps)
 
     def _open_filters(self, index: torch.Tensor) -> torch.Tensor:
         """The filters ``index`` of the weight, gathered into a scratch buffer kept between calls.

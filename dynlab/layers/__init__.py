@@ -29,12 +29,12 @@ from .protocol import (
     uses_temperature,
 )
 from .registry import VARIANTS, Variant, build, build_post_block, factories, get, names, split_options
-from .unit import AttentionRecorder, ConvUnit
+from .unit import AttentionRecorder, ConvUnit, norm_after
 
 __all__ = [
     "ATTENTION_KINDS", "AttentionRecorder", "ConvUnit", "DynamicConv", "GatedConv", "KernelRepresentation",
     "ODConv", "OrientedConv", "PixelMixtureConv", "SqueezeExcite", "StaticConv", "TemperatureSchedule",
     "VARIANTS", "Variant", "auxiliary_loss", "bind", "build", "build_post_block", "collect_attention",
-    "factories", "get", "names", "needs_precise_batchnorm", "reset_kernel_representation", "set_temperature",
+    "factories", "get", "names", "needs_precise_batchnorm", "norm_after", "reset_kernel_representation", "set_temperature",
     "split_options", "uses_temperature",
 ]

@@ -6,6 +6,17 @@ The forward uses the hard 0/1 gates; the backward passes the gradient of sigmoid
 (straight-through). A budget term ``budget_weight * (open rate - rho)^2`` keeps about a fraction
 rho (``budget``) of the channels open; ``gate_bias`` is the gate logits' initial bias. The paper cites MetaDOCK, which prunes kernels per *task*; here the gates depend on each *input*.
 
+Where the gate sits matters. In a ResNet block a BatchNorm follows the convolution. A channel that is
+closed for every sample of a batch reaches it as a constant zero, whose variance is 0, and BatchNorm's
+backward divides by sqrt(variance + eps): that channel's gate receives a gradient hundreds of times the
+open ones', which swamps the straight-through signal (``results/course_recipe.md`` has the measurement).
+With ``gate_after_norm`` the unit normalises its convolution itself and gates the normalised map,
+
+    y = g * BN(W * x),
+
+so a closed channel is exactly zero after the normalisation and the block adds no BatchNorm of its own
+(``normalizes_output``; see ``dynlab.layers.norm_after``).
+
 A closed channel's output is exactly zero, so it need not be computed at all: ``executed_macs``
 counts what is left, and the fast inference path of ``dynlab.kernels`` skips the closed channels.
 """
@@ -16,10 +27,12 @@ from torch import nn
 
 from .unit import ConvUnit, global_average, single_kernel, spread
 
+_BN = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d}
+
 
 class GatedConv(ConvUnit):
     def __init__(self, *args, budget: float = 0.5, budget_weight: float = 1.0, gate_bias: float = 3.0,
-                 **kwargs) -> None:
+                 gate_after_norm: bool = False, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         if not 0.0 <= budget <= 1.0:
             raise ValueError(f"budget (the target open rate) must be in [0, 1], got {budget}")
@@ -27,6 +40,8 @@ class GatedConv(ConvUnit):
         self.budget_weight = float(budget_weight)
         self.weight = single_kernel(self.weight_shape)
         self.bias = nn.Parameter(torch.zeros(self.out_channels)) if self.has_bias else None
+        self.normalizes_output = bool(gate_after_norm)
+        self.norm = _BN[self.dim](self.out_channels) if gate_after_norm else None
         hidden = max(self.in_channels // 4, 16)
         self.gate_hidden = nn.Linear(self.in_channels, hidden)
         self.gate_logits = nn.Linear(hidden, self.out_channels)
@@ -68,7 +83,10 @@ class GatedConv(ConvUnit):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
         gates = self.gates(x)
-        return self.conv(x, self.weight, self.bias) * spread(gates, self.dim)
+        y = self.conv(x, self.weight, self.bias)
+        if self.norm is not None:
+            y = self.norm(y)
+        return y * spread(gates, self.dim)
 
     def macs(self, x: torch.Tensor, y: torch.Tensor) -> int:
         # the convolution with every channel, plus one multiply per output element for the gates

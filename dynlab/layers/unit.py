@@ -60,9 +60,19 @@ class AttentionRecorder(nn.Module):
                 self.recorded[kind] = value.detach().cpu()
 
 
+def norm_after(unit: nn.Module, channels: int, dim: int) -> nn.Module:
+    """The BatchNorm a block puts after ``unit``, or ``nn.Identity`` where the unit normalises its own output
+    (``hard`` with ``gate_after_norm``, whose gates act after the normalisation)."""
+    if getattr(unit, "normalizes_output", False):
+        return nn.Identity()
+    return (nn.BatchNorm1d, nn.BatchNorm2d)[dim - 1](channels)
+
+
 class ConvUnit(AttentionRecorder):
     """Base class of all conv units: holds the ``nn.ConvNd`` arguments and checks inputs."""
 
+    #: True for a unit that ends with its own BatchNorm, so that the block adds none (``norm_after``)
+    normalizes_output = False
     #: whether ``set_temperature`` applies to this unit
     uses_temperature = False
     #: True for a unit whose attention normalises over the batch (ODConv's BatchNorm): see

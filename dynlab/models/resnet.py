@@ -14,7 +14,7 @@ from typing import Callable
 from torch import nn
 
 from .. import kernels, layers
-from ..layers.unit import check_dim
+from ..layers.unit import check_dim, norm_after
 
 _CONV = {1: nn.Conv1d, 2: nn.Conv2d}
 _BN = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d}
@@ -30,10 +30,10 @@ class BasicBlock(nn.Module):
                  conv_layer: ConvLayer, attn_layer: AttnLayer | None = None):
         super().__init__()
         self.conv1 = conv_layer(in_channels, channels, 3, dim=dim, stride=stride, padding=dilation, dilation=dilation)
-        self.bn1 = _BN[dim](channels)
+        self.bn1 = norm_after(self.conv1, channels, dim)
         self.relu = nn.ReLU(inplace=True)
         self.conv2 = conv_layer(channels, channels, 3, dim=dim, padding=dilation, dilation=dilation)
-        self.bn2 = _BN[dim](channels)
+        self.bn2 = norm_after(self.conv2, channels, dim)
         self.attention = attn_layer(channels) if attn_layer is not None else nn.Identity()
         self.downsample = None
         if stride != 1 or in_channels != channels:

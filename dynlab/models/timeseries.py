@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from .. import layers
+from ..layers.unit import norm_after
 
 
 class TSBlock(nn.Module):
@@ -22,7 +23,7 @@ class TSBlock(nn.Module):
         convs, norms, previous = [], [], in_channels
         for k in kernels:
             convs.append(conv_layer(previous, channels, k, dim=1, padding=k // 2))
-            norms.append(nn.BatchNorm1d(channels))
+            norms.append(norm_after(convs[-1], channels, dim=1))
             previous = channels
         self.convs, self.norms = nn.ModuleList(convs), nn.ModuleList(norms)
         self.relu = nn.ReLU(inplace=True)

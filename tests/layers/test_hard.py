@@ -1,6 +1,8 @@
 """``hard``: on/off gates with a straight-through gradient and a budget; closed channels cost nothing."""
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -173,3 +175,75 @@ def test_hard_budget_weight_and_default_budget():
     unit.train()
     unit(make_input(2))
     assert float(layers.auxiliary_loss(unit).detach()) == pytest.approx(3.0 * (unit.last_open_rate - 0.5) ** 2)
+
+
+def _closed_channel_gradient_ratio(gate_after_norm: bool) -> float:
+    """One unit of 8 channels and the BatchNorm a block puts after it; channel 0's gate is closed for the
+    whole batch. Returns |d loss / d bias of channel 0's gate| over the open gates' mean."""
+    torch.manual_seed(0)
+    unit = layers.build("hard", 4, 8, 3, padding=1, gate_bias=1.0, gate_after_norm=gate_after_norm).double()
+    with torch.no_grad():
+        unit.gate_logits.bias[0] = -0.2  # sigmoid < 0.5 for every sample: closed, but near its threshold
+        unit.gate_logits.weight.zero_()
+    block_norm = layers.norm_after(unit, 8, 2).double()
+    x = make_input(2, batch=16, dtype=torch.float64)
+    target = torch.randn(16, 8, *spatial_shape(2), dtype=torch.float64)
+    unit.train(), block_norm.train()
+    ((block_norm(unit(x)) - target) ** 2).mean().backward()
+    grad = unit.gate_logits.bias.grad.abs()
+    assert unit.last_open_rate == pytest.approx(7 / 8)
+    return float(grad[0] / grad[1:].mean())
+
+
+def test_a_gate_closed_for_the_whole_batch_gets_an_ordinary_gradient_when_it_gates_after_the_norm():
+    # gating before the block's BatchNorm hands the closed channel a zero-variance input, whose
+    # backward divides by sqrt(eps); gating the normalised map does not
+    assert _closed_channel_gradient_ratio(gate_after_norm=False) > 50
+    assert _closed_channel_gradient_ratio(gate_after_norm=True) < 10
+
+
+@pytest.mark.parametrize("dim", [1, 2])
+def test_gate_after_norm_is_the_gates_times_a_batchnorm_and_the_block_adds_none(dim):
+    unit = layers.build("hard", 4, 8, 3, dim=dim, padding=1, gate_after_norm=True).double()
+    assert unit.normalizes_output and isinstance(layers.norm_after(unit, 8, dim), nn.Identity)
+    assert not layers.build("hard", 4, 8, 3, dim=dim, padding=1).normalizes_output
+    with torch.no_grad():
+        nn.init.normal_(unit.gate_logits.weight, std=2.0)
+        unit.gate_logits.bias.copy_(torch.linspace(-4, 4, 8))
+    x = make_input(dim, batch=3, dtype=torch.float64)
+    for mode in (True, False):
+        unit.train(mode)
+        norm = copy.deepcopy(unit.norm)  # the same running statistics, before this forward updates them
+        y = unit(x)
+        gates = (unit.gate_probabilities(x) > 0.5).to(x.dtype)
+        expected = norm(CONV[dim](x, unit.weight, None, 1, 1)) * expand(gates, dim)
+        torch.testing.assert_close(y.detach(), expected.detach(), rtol=1e-12, atol=1e-12)
+        assert torch.all(y.detach()[gates == 0] == 0)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_gate_after_norm_inference_normalises_only_the_open_channels_exactly(batch):
+    unit = layers.build("hard", 4, 8, 3, padding=1, gate_after_norm=True).double()
+    with torch.no_grad():
+        nn.init.normal_(unit.gate_logits.weight, std=2.0)
+        unit.gate_logits.bias.copy_(torch.linspace(-4, 4, 8))
+        unit.norm.running_mean.normal_()
+        unit.norm.running_var.uniform_(0.5, 2.0)
+        unit.norm.weight.normal_()
+        unit.norm.bias.normal_()
+    x = make_input(2, batch=batch, dtype=torch.float64)
+    unit.eval()
+    gates = (unit.gate_probabilities(x) > 0.5).to(x.dtype)
+    assert 0 < gates.amax(0).sum() < 8, "the test needs some channels closed for the whole batch"
+    expected = unit.norm(CONV[2](x, unit.weight, None, 1, 1)) * expand(gates, 2)
+    torch.testing.assert_close(unit(x), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_the_blocks_leave_out_their_norm_after_a_unit_that_normalises_itself():
+    from dynlab.models import resnet18, tsresnet
+    image = resnet18("hard", 10, width=8, gate_after_norm=True)
+    assert isinstance(image.layer1[0].bn1, nn.Identity) and isinstance(image.layer1[0].bn2, nn.Identity)
+    assert isinstance(image.layer2[0].downsample[1], nn.BatchNorm2d)  # the static shortcut keeps its own
+    series = tsresnet("hard", 5, channels=(8, 8, 8), gate_after_norm=True)
+    assert all(isinstance(n, nn.Identity) for n in series.blocks[0].norms)
+    assert all(isinstance(n, nn.BatchNorm1d) for n in tsresnet("hard", 5, channels=(8, 8, 8)).blocks[0].norms)
