@@ -112,13 +112,14 @@ class Profile:
 # The course recipe, chosen on the validation split of the synthetic tasks and Adiac (issue 18's runs):
 # short runs from scratch learn far more with a one-cycle schedule (warm-up, then cosine decay) and
 # AdamW than with the paper's constant Adam and plateau schedule; gradients clipped to norm 1 keep
-# local, hard and odconv4x from diverging at the peak rate (they did, without). hard's gates start
-# nearer undecided (gate_bias 1: sigmoid(1) = 0.73 open) so that the budget can close some within the
-# run, and their budget term weighs 0.1: at 1, hard stayed at chance on both image tasks (with the gate
-# bias at 1 or 3; without the term it learned like base), we think because Adam moves every gate
-# parameter by about the rate at each step whatever the term's size, so its steady push kept
-# flipping gates faster than the network could adapt. ODConv's attention BatchNorm is dropped on
-# Adiac, whose batches of 16 pooled vectors it normalises badly (results/adiac_odconv_norm.md).
+# local, hard and odconv4x from diverging at the peak rate (they did, without). hard gates the output
+# of its own BatchNorm (gate_after_norm): gating before the block's BatchNorm, a channel closed for a
+# whole batch got a gradient hundreds of times the others' and hard stayed at chance or at the
+# background-only answer. Its gates start nearer undecided (gate_bias 1: sigmoid(1) = 0.73 open) so
+# that the budget closes some within the run. The budget term weighs 1 on classification (at 0.1 the
+# gates stayed 0.86 open against the budget 0.5), and on segmentation and Adiac what did best on
+# validation (0.03 and 0.1). ODConv's attention BatchNorm is
+# dropped on Adiac, whose batches of 16 pooled vectors it normalises badly (results/adiac_odconv_norm.md).
 # On the image tasks the attention temperature anneals 30 -> 5, not to 1: in these runs of a few
 # hundred steps local and odconv4x learned while the temperature was high and fell apart as it reached
 # 1 (with T at 1 from the start they stayed at chance); ending at 5 they learned as base does. The
@@ -127,7 +128,7 @@ class Profile:
 _COURSE = TaskProfile(epochs=5, lr=3e-3, weight_decay=0.05, optimizer="adamw", lr_schedule="onecycle",
                       plateau_patience=None, early_stopping_patience=None, label_smoothing=0.1, clip_grad_norm=1.0,
                       temperature=(30.0, 5.0), width=16,
-                      unit_options={"hard": {"gate_bias": 1.0, "budget_weight": 0.1}})
+                      unit_options={"hard": {"gate_bias": 1.0, "budget_weight": 1.0, "gate_after_norm": True}})
 _QUICK = Profile(
     "quick",
     "the course: narrow models, small data, a short one-cycle recipe; a few minutes per variant for the three "
@@ -137,10 +138,11 @@ _QUICK = Profile(
     # odconv's attention BatchNorm dropped here too (batches of 16): 0.566 against 0.533 on validation
     segmentation=replace(_COURSE, epochs=8, batch_size=16, size=64, stem="imagenet", dropout=0.0, label_smoothing=0.0,
                          model_options={"output_stride": 8, "head_channels": 64, "atrous_rates": (1, 2, 4)},
-                         unit_options={**_COURSE.unit_options, "odconv": {"attention_norm": "none"}}),
+                         unit_options={"hard": {"gate_bias": 1.0, "budget_weight": 0.03, "gate_after_norm": True},
+                                       "odconv": {"attention_norm": "none"}}),
     timeseries=replace(_COURSE, epochs=30, batch_size=16, width=32, dropout=0.0, augment="mirror",
                        temperature=(30.0, 1.0),
-                       unit_options={"hard": {"gate_bias": 1.0, "budget_weight": 0.1},
+                       unit_options={"hard": {"gate_bias": 1.0, "budget_weight": 0.1, "gate_after_norm": True},
                                      "odconv": {"attention_norm": "none"},
                                      "odconv4x": {"attention_norm": "none"}}),
 )
