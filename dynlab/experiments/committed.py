@@ -10,18 +10,19 @@ import os
 from pathlib import Path
 
 
-#: the folder above the package: the repository's root when dynlab is a checkout installed in place
-PACKAGE_PARENT = Path(__file__).resolve().parents[2]
+def package_parent() -> Path:
+    """The folder above the package: the repository's root when dynlab is a checkout installed in place."""
+    return Path(__file__).resolve().parents[2]
 
 
 def in_checkout() -> bool:
     """Whether this dynlab is a checkout's (installed in place) rather than an installed wheel."""
-    return (PACKAGE_PARENT / "pyproject.toml").is_file()
+    return (package_parent() / "pyproject.toml").is_file()
 
 
 def checkout_folder(relative: str, marker: str) -> Path | None:
     """The first candidate folder ``relative`` (a path in the repository) that holds the file ``marker``, or None."""
-    candidates = [PACKAGE_PARENT / relative, Path.cwd() / relative, Path.cwd().parent / relative]
+    candidates = [package_parent() / relative, Path.cwd() / relative, Path.cwd().parent / relative]
     return next((c for c in candidates if (c / marker).is_file()), None)
 
 
