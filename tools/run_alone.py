@@ -3,7 +3,9 @@
 For each notebook: the wheel of this checkout is installed (not editable) into a fresh folder T, the
 notebook is copied into an empty folder, and executed there with nbclient by a kernel whose Python
 finds dynlab in T before anything else (the project environment's packages, torch included, are
-reused: nothing is downloaded). The kernel first checks that ``dynlab.__file__`` lies outside the
+reused: nothing is downloaded). The course models are put where an installed dynlab caches what it
+fetches (``DYNLAB_DATA``'s ``course-models/<branch>``, in a fresh folder), as if fetched before, so the
+notebooks load them without the network. The kernel first checks that ``dynlab.__file__`` lies outside the
 checkout, so an editable install cannot make the check pass falsely.
 
     .venv/bin/python tools/run_alone.py 00_start_here.ipynb 09_comparison_study.ipynb
@@ -39,7 +41,16 @@ def install(python: str, wheel: Path, target: Path) -> None:
                    check=True)
 
 
-def run_notebook(notebook: Path, target: Path, timeout: int) -> float:
+def seed_cache(data: Path) -> None:
+    """Copy the committed course models into the cache of a ``DYNLAB_DATA`` folder ``data``."""
+    sys.path.insert(0, str(ROOT))
+    from dynlab import about
+    from dynlab.experiments.course_models import COMMITTED
+
+    shutil.copytree(ROOT / COMMITTED, data / "course-models" / about.BRANCH)
+
+
+def run_notebook(notebook: Path, target: Path, data: Path, timeout: int) -> float:
     import nbformat
     from nbclient import NotebookClient
 
@@ -49,7 +60,7 @@ def run_notebook(notebook: Path, target: Path, timeout: int) -> float:
         shutil.copy(notebook, copy)
         nb = nbformat.read(copy, as_version=4)
         nb.cells.insert(0, nbformat.v4.new_code_cell(CHECK))
-        env = {**os.environ, "PYTHONPATH": str(target), "MPLBACKEND": "Agg"}
+        env = {**os.environ, "PYTHONPATH": str(target), "MPLBACKEND": "Agg", "DYNLAB_DATA": str(data)}
         started = time.perf_counter()
         client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(folder)}})
         old = dict(os.environ)
@@ -78,9 +89,10 @@ def main(argv=None) -> int:
     try:
         target = work / "site"
         install(sys.executable, build_wheel(sys.executable, work / "wheel"), target)
+        seed_cache(work / "data")
         for name in names:
             try:
-                seconds = run_notebook(ROOT / "notebooks" / name, target, args.timeout)
+                seconds = run_notebook(ROOT / "notebooks" / name, target, work / "data", args.timeout)
                 print(f"{name}: ran alone in {seconds:.0f} s")
             except Exception as error:  # noqa: BLE001 - report every notebook, then fail
                 failed.append(name)
