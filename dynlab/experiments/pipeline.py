@@ -113,8 +113,8 @@ def recipe_for(recipe: dict, variant: str) -> dict:
 def cell_settings(cell: Cell, epochs: int | None = None, limit: int | None = None) -> dict:
     """What decides a cell's result beside its name: recipe (and its version), epochs, limit, data, options."""
     recipe = get_profile(cell.profile).task(cell.task)
-    return {"profile": cell.profile, "recipe": recipe_for(dataclasses.asdict(recipe), cell.variant), "recipe_version": profiles.RECIPE_VERSION,
-            "epochs": recipe.epochs if epochs is None else epochs, "limit": limit, "data": cell.data,
+    return {"profile": cell.profile, "recipe": recipe_for(dataclasses.asdict(recipe), cell.variant),
+            "recipe_version": profiles.RECIPE_VERSION, "epochs": recipe.epochs if epochs is None else epochs, "limit": limit, "data": cell.data,
             "unit_options": dict(cell.options)}
 
 

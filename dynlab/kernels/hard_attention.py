@@ -34,8 +34,7 @@ class FastGatedConv(GatedConv):
         if index.numel() == 0:  # every channel closed: nothing to compute
             return x.new_zeros(x.shape[0], self.out_channels, *self.output_shape(x))
         if self.groups != 1 or index.numel() == self.out_channels:
-            y = self.conv(x, self.weight, self.bias)
-            return (y if self.norm is None else self.norm(y)) * spread(hard, self.dim)
+            return self.convolve(x) * spread(hard, self.dim)
         bias = self.bias.index_select(0, index) if self.bias is not None else None
         partial = self._norm_open(self.conv(x, self._open_filters(index), bias), index)
         if x.shape[0] > 1:

@@ -25,9 +25,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .unit import ConvUnit, global_average, single_kernel, spread
-
-_BN = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d}
+from .unit import ConvUnit, batch_norm, global_average, single_kernel, spread
 
 
 class GatedConv(ConvUnit):
@@ -40,8 +38,7 @@ class GatedConv(ConvUnit):
         self.budget_weight = float(budget_weight)
         self.weight = single_kernel(self.weight_shape)
         self.bias = nn.Parameter(torch.zeros(self.out_channels)) if self.has_bias else None
-        self.normalizes_output = bool(gate_after_norm)
-        self.norm = _BN[self.dim](self.out_channels) if gate_after_norm else None
+        self.norm = batch_norm(self.out_channels, self.dim) if gate_after_norm else None
         hidden = max(self.in_channels // 4, 16)
         self.gate_hidden = nn.Linear(self.in_channels, hidden)
         self.gate_logits = nn.Linear(hidden, self.out_channels)
@@ -50,6 +47,10 @@ class GatedConv(ConvUnit):
         nn.init.constant_(self.gate_logits.bias, float(gate_bias))
         self._open_rate: torch.Tensor | None = None  # kept as a tensor: reading it out would sync a GPU
         self._union_rate: torch.Tensor | None = None
+
+    @property
+    def normalizes_output(self) -> bool:
+        return self.norm is not None
 
     @property
     def last_open_rate(self) -> float | None:
@@ -83,10 +84,12 @@ class GatedConv(ConvUnit):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
         gates = self.gates(x)
+        return self.convolve(x) * spread(gates, self.dim)
+
+    def convolve(self, x: torch.Tensor) -> torch.Tensor:
+        """W * x for every channel, normalised by the unit's own BatchNorm where it has one."""
         y = self.conv(x, self.weight, self.bias)
-        if self.norm is not None:
-            y = self.norm(y)
-        return y * spread(gates, self.dim)
+        return y if self.norm is None else self.norm(y)
 
     def macs(self, x: torch.Tensor, y: torch.Tensor) -> int:
         # the convolution with every channel, plus one multiply per output element for the gates

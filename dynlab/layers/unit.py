@@ -60,12 +60,16 @@ class AttentionRecorder(nn.Module):
                 self.recorded[kind] = value.detach().cpu()
 
 
+def batch_norm(channels: int, dim: int) -> nn.Module:
+    return (nn.BatchNorm1d, nn.BatchNorm2d)[dim - 1](channels)
+
+
 def norm_after(unit: nn.Module, channels: int, dim: int) -> nn.Module:
     """The BatchNorm a block puts after ``unit``, or ``nn.Identity`` where the unit normalises its own output
     (``hard`` with ``gate_after_norm``, whose gates act after the normalisation)."""
     if getattr(unit, "normalizes_output", False):
         return nn.Identity()
-    return (nn.BatchNorm1d, nn.BatchNorm2d)[dim - 1](channels)
+    return batch_norm(channels, dim)
 
 
 class ConvUnit(AttentionRecorder):
