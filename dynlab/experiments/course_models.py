@@ -107,7 +107,11 @@ def write_course_models(out: str | os.PathLike = COMMITTED, *, runs: str | os.Pa
                         epochs: int | None = None, limit: int | None = None, device=None, quiet: bool = False,
                         command: str = "") -> Path:
     """Train the course cells into ``runs`` (resumable) and write their compact checkpoints, the manifest
-    and the report into ``out``. ``epochs`` and ``limit`` make a smoke set (the manifest says so)."""
+    and the report into ``out``. ``epochs`` and ``limit`` make a smoke set (the manifest says so).
+
+    Models already in ``out``'s manifest that this call does not write are kept as they are (when that
+    manifest is of the same profile, seed and settings), so a recipe change for one variant rewrites only
+    its models; each entry records the command and time that wrote it."""
     started = time.time()
     variants, tasks = list(variants or layers.names()), list(tasks or TASKS)
     cells = [course_cell(v, t) for t in tasks for v in variants]
@@ -116,6 +120,7 @@ def write_course_models(out: str | os.PathLike = COMMITTED, *, runs: str | os.Pa
     rows = {(r["variant"], r["task"]): r for r in read_rows(runs) if int(r["seed"]) == SEED}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    written = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     entries = []
     for cell in cells:
         row = rows[cell.variant, cell.task]
@@ -135,15 +140,43 @@ def write_course_models(out: str | os.PathLike = COMMITTED, *, runs: str | os.Pa
                         "bytes": (out / name).stat().st_size, "weight_bytes": compact_bytes(compact),
                         "storage": storage, "metric_name": row["metric_name"], "metric": round(metric, 6),
                         "float_metric": round(float_metric, 6), "params": row["params"], "macs": row["macs"],
-                        "epochs": row["epochs"], "train_seconds": row["train_seconds"]})
+                        "epochs": row["epochs"], "train_seconds": row["train_seconds"],
+                        "command": command, "written": written})
     env = environment()
     manifest = {"format": FORMAT, "profile": PROFILE, "seed": SEED, "epochs": epochs, "limit": limit,
                 "command": command, "machine": env["machine"], "torch": env["torch"], "python": env["python"],
-                "written": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                "minutes": round((time.time() - started) / 60, 1), "models": entries}
+                "written": written, "minutes": round((time.time() - started) / 60, 1)}
+    manifest["models"] = _in_order(_kept_entries(out, manifest, cells) + entries)
     atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=1) + "\n")
     atomic_write_text(out / "report.md", report(manifest))
     return out
+
+
+def _kept_entries(out: Path, manifest: dict, cells: Sequence[Cell]) -> list[dict]:
+    """The entries of ``out``'s manifest for models not among ``cells``, if it was written with the same
+    settings as ``manifest`` (else none: a smoke set never mixes with the course models)."""
+    path = out / MANIFEST
+    if not path.is_file():
+        return []
+    old = json.loads(path.read_text())
+    if any(old.get(key) != manifest[key] for key in ("format", "profile", "seed", "epochs", "limit")):
+        return []
+    writing = {(cell.variant, cell.task) for cell in cells}
+    kept = []
+    for entry in old["models"]:
+        if (entry["variant"], entry["task"]) in writing:
+            continue
+        if not (out / entry["file"]).is_file() or sha256sum(out / entry["file"]) != entry["sha256"]:
+            raise CheckpointError(f"{out / entry['file']} does not match {path}; write every model again "
+                                  f"(dynlab course-models without --variants/--tasks) or restore the file from git")
+        kept.append({"command": old.get("command", ""), "written": old.get("written", ""), **entry})
+    return kept
+
+
+def _in_order(entries: list[dict]) -> list[dict]:
+    """Task by task, each task's variants in the registry's order."""
+    names = layers.names()
+    return sorted(entries, key=lambda e: (TASKS.index(e["task"]), names.index(e["variant"])))
 
 
 def report(manifest: dict) -> str:
@@ -151,10 +184,18 @@ def report(manifest: dict) -> str:
     total = sum(e["bytes"] for e in manifest["models"])
     smoke = (f" **Smoke set** (epochs {manifest['epochs']}, limit {manifest['limit']}): not the course models."
              if manifest["epochs"] or manifest["limit"] else "")
+    writes = {}
+    for e in manifest["models"]:
+        writes.setdefault((e.get("command", manifest["command"]), e.get("written", manifest["written"])), []).append(e)
+    if len(writes) > 1:
+        made = "Written in parts: " + "; ".join(
+            f"`{command or 'dynlab course-models'}` ({written}: {len(models)} models)"
+            for (command, written), models in writes.items()) + "."
+    else:
+        made = f"Command: `{manifest['command'] or 'dynlab course-models'}`; written {manifest['written']}."
     lines = ["# The course models", "",
-             f"Command: `{manifest['command'] or 'dynlab course-models'}`; profile {manifest['profile']}, seed "
-             f"{manifest['seed']}; {manifest['machine']}, torch {manifest['torch']}; written {manifest['written']}."
-             + smoke, "",
+             f"{made} Profile {manifest['profile']}, seed {manifest['seed']}; {manifest['machine']}, "
+             f"torch {manifest['torch']} (the last write's machine)." + smoke, "",
              f"{len(manifest['models'])} models, {total / 2**20:.1f} MiB in all. Each model's weights in the fewest "
              f"bits (5, 6 or 8, with a scale per output channel: int5, int6, int8) or half precision that keep its "
              f"test metric within {TOLERANCE * 100:.1f} points of the float model's (where none does, the closest); "

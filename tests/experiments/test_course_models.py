@@ -148,6 +148,47 @@ def test_a_changed_file_is_refused_naming_it(smoke_set, tmp_path, monkeypatch):
         course_models.load_course_model("hard", "classification")
 
 
+def _rewrite_dyconv(out, runs):
+    return main(["course-models", "--variants", "dyconv", "--tasks", "classification", "--epochs", "1",
+                 "--limit", "32", "--quiet", "--out", str(out), "--runs", str(runs)])
+
+
+def test_writing_one_model_again_keeps_the_others_as_they_were(smoke_set, tmp_path):
+    copy = tmp_path / "course"
+    shutil.copytree(smoke_set, copy)
+    before = json.loads((copy / "manifest.json").read_text())
+    base = course_models.file_name("base", "classification")
+    base_bytes = (copy / base).read_bytes()
+    assert _rewrite_dyconv(copy, smoke_set.parent / "runs") == 0
+    after = json.loads((copy / "manifest.json").read_text())
+    assert [(e["variant"], e["task"]) for e in after["models"]] == [(v, "classification") for v in VARIANTS]
+    kept, rewritten = after["models"]
+    assert (copy / base).read_bytes() == base_bytes
+    assert {k: kept[k] for k in before["models"][0]} == before["models"][0]  # the same entry, plus who wrote it
+    assert kept["written"] == before["written"] and rewritten["written"] == after["written"]
+    assert course_models.sha256sum(copy / rewritten["file"]) == rewritten["sha256"]
+
+
+def test_a_kept_model_that_no_longer_matches_the_manifest_stops_the_write_naming_it(smoke_set, tmp_path):
+    copy = tmp_path / "course"
+    shutil.copytree(smoke_set, copy)
+    (copy / course_models.file_name("base", "classification")).write_bytes(b"changed")
+    with pytest.raises(CheckpointError, match="classification-base.pt.xz does not match"):
+        course_models.write_course_models(copy, runs=smoke_set.parent / "runs", variants=["dyconv"],
+                                          tasks=["classification"], epochs=1, limit=32, quiet=True)
+
+
+def test_a_smoke_set_never_keeps_the_models_of_other_settings(smoke_set, tmp_path):
+    copy = tmp_path / "course"
+    shutil.copytree(smoke_set, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["epochs"] = None
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    assert _rewrite_dyconv(copy, smoke_set.parent / "runs") == 0
+    after = json.loads((copy / "manifest.json").read_text())
+    assert [e["variant"] for e in after["models"]] == ["dyconv"]
+
+
 def test_a_file_that_is_not_compressed_is_refused_naming_it(tmp_path):
     path = tmp_path / course_models.file_name("base", "classification")
     torch.save({"format": course_models.FORMAT}, path)  # a plain torch file, as the first format was
