@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping, Sequence
 
+import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -105,9 +106,25 @@ def attention_summary(kinds: Mapping[str, torch.Tensor], sample: int = 0) -> tup
     raise ValueError(f"no attention kinds to summarise in {sorted(kinds)}")
 
 
+def index_levels(kinds: Mapping[str, torch.Tensor]) -> int | None:
+    """How many values an index map of ``attention_summary`` can take (kernels, orientations), else None."""
+    if "pixel" in kinds:
+        return kinds["pixel"].shape[1]
+    if "orientation" in kinds:
+        return 4 if kinds["orientation"].dim() == 4 else 2  # (B, C, H, W): 2D rotations; (B, C, L): 1D
+    return None
+
+
 def draw_attention(ax, kinds: Mapping[str, torch.Tensor], sample: int = 0, kernel_size: Sequence[int] | None = None):
     label, values = attention_summary(kinds, sample)
-    if values.ndim == 2:
+    levels = index_levels(kinds)
+    if values.ndim == 2 and levels is not None:
+        # an index per position: one colour per kernel or orientation, ticks on the indices themselves
+        image = ax.imshow(values, cmap=matplotlib.colormaps["viridis"].resampled(levels), vmin=-0.5, vmax=levels - 0.5,
+                          interpolation="nearest")
+        ax.figure.colorbar(image, ax=ax, fraction=0.046, ticks=range(levels))
+        ax.axis("off")
+    elif values.ndim == 2:
         image = ax.imshow(values, cmap="viridis", interpolation="nearest")
         ax.figure.colorbar(image, ax=ax, fraction=0.046)
         ax.axis("off")
@@ -143,7 +160,8 @@ def plot_attention(attention: Mapping[str, Mapping[str, torch.Tensor]], x: torch
 def gradcam(model: torch.nn.Module, x: torch.Tensor, layer: torch.nn.Module, target: int | torch.Tensor | None = None):
     """captum's LayerGradCam at ``layer``, upsampled to the input size: (B, *spatial) numpy.
 
-    For segmentation models the target is the sum of a class's logits over the image. An all-zero map
+    For segmentation models the target is the sum of a class's logits over the image, by default the
+    foreground class with the largest mean logit (``gradcam_target``). An all-zero map
     (ReLU removes every negative evidence) is returned as zeros, not as an error. ``x`` may be on
     another device than the model; the map comes back on the CPU.
     """
@@ -155,7 +173,7 @@ def gradcam(model: torch.nn.Module, x: torch.Tensor, layer: torch.nn.Module, tar
         output = model(x)
     segmentation = output.dim() == 4
     if target is None:
-        target = output.argmax(1) if not segmentation else output.mean(dim=(2, 3)).argmax(1)
+        target = gradcam_target(output)
     elif isinstance(target, torch.Tensor):
         target = target.to(x.device)
     forward = (lambda inp: model(inp).sum(dim=(2, 3))) if segmentation else model
@@ -163,6 +181,15 @@ def gradcam(model: torch.nn.Module, x: torch.Tensor, layer: torch.nn.Module, tar
     mode = "bilinear" if x.dim() == 4 else "linear"
     cam = F.interpolate(cam.detach(), size=x.shape[2:], mode=mode, align_corners=False)
     return cam[:, 0].float().cpu().numpy()
+
+
+def gradcam_target(output: torch.Tensor) -> torch.Tensor:
+    """The class Grad-CAM explains by default: the predicted class of a classifier; for a segmentation
+    model (output (B, classes, H, W), class 0 the background) the foreground class with the largest mean
+    logit. Background covers most pixels, so explaining it would light up the empty parts of the image."""
+    if output.dim() != 4:
+        return output.argmax(1)
+    return output[:, 1:].mean(dim=(2, 3)).argmax(1) + 1
 
 
 def draw_map(ax, values: np.ndarray, x: torch.Tensor | None = None, title: str = "") -> None:
@@ -218,7 +245,8 @@ def plot_segmentation(image: torch.Tensor, mask: torch.Tensor, prediction: torch
 
 
 def plot_metric_per_variant(rows: Sequence[Mapping], task: str | None = None) -> "plt.Figure":
-    """Mean metric per variant (with min-max spread over seeds/folds), one panel per task."""
+    """Mean metric per variant (with min-max spread over seeds/folds where a variant has several runs),
+    one panel per task."""
     tasks = [task] if task else sorted({r["task"] for r in rows})
     fig, axes = _figure(1, len(tasks), (4.5 * len(tasks), 3.4))
     for ax, t in zip(axes[0], tasks):
@@ -226,8 +254,12 @@ def plot_metric_per_variant(rows: Sequence[Mapping], task: str | None = None) ->
         variants = list(dict.fromkeys(r["variant"] for r in selected))
         values = [[float(r["metric"]) for r in selected if r["variant"] == v] for v in variants]
         means = [np.mean(v) for v in values]
-        spread = np.array([[m - min(v) for m, v in zip(means, values)], [max(v) - m for m, v in zip(means, values)]])
-        ax.bar(variants, means, yerr=spread, capsize=3, color="tab:blue")
+        ax.bar(variants, means, color="tab:blue")
+        several = [i for i, v in enumerate(values) if len(v) > 1]  # one run has no spread to draw
+        if several:
+            ax.errorbar([variants[i] for i in several], [means[i] for i in several], fmt="none", ecolor="black",
+                        capsize=3, yerr=[[means[i] - min(values[i]) for i in several],
+                                         [max(values[i]) - means[i] for i in several]])
         ax.set_title(t)
         ax.set_ylabel(selected[0]["metric_name"] if selected else "metric")
         ax.tick_params(axis="x", rotation=45)

@@ -91,3 +91,39 @@ def test_history_segmentation_and_study_plots():
             for t in ("classification", "timeseries") for v, m, macs in (("base", 0.5, 1e6), ("dyconv", 0.6, 1.3e6))]
     assert len(viz.plot_metric_per_variant(rows).axes) == 2
     assert len(viz.plot_metric_vs_macs(rows).axes) == 2
+
+
+@pytest.mark.parametrize("variant, levels", [("local", 4), ("orient", 4)])
+def test_index_maps_get_one_colour_and_one_tick_per_kernel_or_orientation(variant, levels):
+    model = _model(variant, "classification")
+    x = torch.randn(2, 3, 16, 16)
+    kinds = next(iter(layers.collect_attention(model, x).values()))
+    assert viz.index_levels(kinds) == levels
+    fig, axes = viz._figure(1, 1)
+    viz.draw_attention(axes[0, 0], kinds)
+    colourbar = fig.axes[-1]
+    assert list(colourbar.get_yticks()) == list(range(levels))  # on the indices, not at 0.5, 1.5, ...
+    assert axes[0, 0].images[0].cmap.N == levels
+
+
+def test_gradcam_on_a_segmentation_model_explains_a_foreground_class_by_default():
+    logits = torch.zeros(2, 4, 8, 8)
+    logits[:, 0] = 5.0  # background: the largest logit everywhere
+    logits[0, 2] = 1.0
+    logits[1, 3, :2] = 3.0
+    assert viz.gradcam_target(logits).tolist() == [2, 3]
+    assert viz.gradcam_target(torch.tensor([[0.1, 0.9], [2.0, -1.0]])).tolist() == [1, 0]  # a classifier's prediction
+
+
+def test_the_metric_plot_draws_error_bars_only_where_a_variant_has_several_runs():
+    rows = [{"task": "classification", "variant": v, "metric": m, "metric_name": "accuracy", "seed": s}
+            for v, s, m in (("base", 0, 0.5), ("base", 1, 0.7), ("dyconv", 0, 0.6))]
+    ax = viz.plot_metric_per_variant(rows).axes[0]
+    bars = [c for c in ax.containers if type(c).__name__ == "ErrorbarContainer"]
+    assert len(bars) == 1
+    (segments,) = bars[0].lines[2]
+    assert len(segments.get_segments()) == 1  # base's bar only: [0.5, 0.7]
+    assert segments.get_segments()[0][:, 1].tolist() == pytest.approx([0.5, 0.7])
+    single = [r for r in rows if r["seed"] == 0]
+    ax = viz.plot_metric_per_variant(single).axes[0]
+    assert not [c for c in ax.containers if type(c).__name__ == "ErrorbarContainer"]
