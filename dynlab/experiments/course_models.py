@@ -189,7 +189,7 @@ def report(manifest: dict) -> str:
         writes.setdefault((e.get("command", manifest["command"]), e.get("written", manifest["written"])), []).append(e)
     if len(writes) > 1:
         made = "Written in parts: " + "; ".join(
-            f"`{command or 'dynlab course-models'}` ({written}: {len(models)} models)"
+            f"`{command or 'dynlab course-models'}` ({written}: {len(models)} model{'s' if len(models) > 1 else ''})"
             for (command, written), models in writes.items()) + "."
     else:
         made = f"Command: `{manifest['command'] or 'dynlab course-models'}`; written {manifest['written']}."
