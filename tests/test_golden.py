@@ -5,8 +5,8 @@ since, each said in its commit: a study row's ``device`` names the threads, as A
 the Adiac report writes an empty last table cell as ``|  |`` like every other cell; the profile of
 the paper's own settings is called ``paper`` (``seed`` before), and its network class ``PaperCNN``; a cell's
 recorded recipe names its attention temperature schedule (``temperature``, 30 -> 1 for these cells), rows
-record each class's test result (``per_class``), and the course recipe builds segmentation's ``odconv``
-without its attention BatchNorm. These values were
+record each class's test result (``per_class``), the course recipe builds segmentation's ``odconv`` and
+(later) ``odconv4x`` without their attention BatchNorm, and ``hard`` gates after its own BatchNorm. These values were
 recorded with the code as it stood then and are checked against the code as it stands now:
 
 - the losses and metrics of a short seeded ``fit`` of every variant on every task (quick-profile
