@@ -10,6 +10,7 @@ checkout, so an editable install cannot make the check pass falsely.
 
     .venv/bin/python tools/run_alone.py 00_start_here.ipynb 09_comparison_study.ipynb
     .venv/bin/python tools/run_alone.py --all --timeout 1200
+    ENV/bin/python tools/run_alone.py --all --installed   # dynlab already installed in ENV (tools/colab_like.sh)
 
 Exit status 0 when every notebook ran without an error; each notebook's time is printed.
 """
@@ -50,7 +51,7 @@ def seed_cache(data: Path) -> None:
     shutil.copytree(ROOT / COMMITTED, data / "course-models" / about.BRANCH)
 
 
-def run_notebook(notebook: Path, target: Path, data: Path, timeout: int) -> float:
+def run_notebook(notebook: Path, target: Path | None, data: Path, timeout: int) -> float:
     import nbformat
     from nbclient import NotebookClient
 
@@ -60,7 +61,9 @@ def run_notebook(notebook: Path, target: Path, data: Path, timeout: int) -> floa
         shutil.copy(notebook, copy)
         nb = nbformat.read(copy, as_version=4)
         nb.cells.insert(0, nbformat.v4.new_code_cell(CHECK))
-        env = {**os.environ, "PYTHONPATH": str(target), "MPLBACKEND": "Agg", "DYNLAB_DATA": str(data)}
+        env = {**os.environ, "MPLBACKEND": "Agg", "DYNLAB_DATA": str(data)}
+        if target is not None:
+            env["PYTHONPATH"] = str(target)
         started = time.perf_counter()
         client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(folder)}})
         old = dict(os.environ)
@@ -80,6 +83,8 @@ def main(argv=None) -> int:
     parser.add_argument("notebooks", nargs="*", help="notebook names in notebooks/")
     parser.add_argument("--all", action="store_true", help="every notebook")
     parser.add_argument("--timeout", type=int, default=900, help="seconds a cell may take")
+    parser.add_argument("--installed", action="store_true",
+                        help="use the dynlab installed in this Python's environment (not editable) instead of the wheel")
     args = parser.parse_args(argv)
     names = sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb")) if args.all else args.notebooks
     if not names:
@@ -87,8 +92,9 @@ def main(argv=None) -> int:
     work = Path(tempfile.mkdtemp(prefix="dynlab-alone-"))
     failed = []
     try:
-        target = work / "site"
-        install(sys.executable, build_wheel(sys.executable, work / "wheel"), target)
+        target = None if args.installed else work / "site"
+        if target is not None:
+            install(sys.executable, build_wheel(sys.executable, work / "wheel"), target)
         seed_cache(work / "data")
         for name in names:
             try:
