@@ -41,7 +41,7 @@ def test_notebook_02_retrains_every_task_live(tmp_path, monkeypatch):
     for task in TASKS:
         folder = runs / "course" / f"quick-synthetic-global-{task}-seed0"
         assert (folder / "best.pt").is_file(), f"{task} was not trained into {folder}: {sorted(runs.rglob('*'))[:20]}"
-    printed = "".join(output.get("text", "") + "".join(output.get("data", {}).get("text/markdown", ""))
+    printed = "".join(output.get("text", "") + output.get("data", {}).get("text/markdown", "")
                       for cell in notebook.cells if cell.cell_type == "code" for output in cell.get("outputs", []))
     assert "no course model" not in printed  # retraining is asked for: nothing to report missing
     for task, data in (("classification", "synthetic-shapes"), ("segmentation", "synthetic-scenes"),

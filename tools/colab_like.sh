@@ -24,12 +24,15 @@ COLAB=("torch==2.11.0" "torchvision==0.26.0" "numpy==2.1.3" "ipywidgets==7.7.1" 
 "$env/bin/python" -m pip install --quiet --upgrade pip
 "$env/bin/python" -m pip install --quiet "${COLAB[@]}" ipykernel nbclient nbformat pytest pytest-timeout
 
+colab_versions() {
+    "$env/bin/python" -m pip freeze | grep -iE '^(torch|torchvision|numpy|ipywidgets|matplotlib)==' | sort
+}
 wheels="$(mktemp -d)"
 .venv/bin/python -m pip wheel --quiet --no-deps --no-build-isolation -w "$wheels" .
-before="$("$env/bin/python" -m pip freeze | grep -iE '^(torch|torchvision|numpy|ipywidgets|matplotlib)==' | sort)"
+before="$(colab_versions)"
 "$env/bin/python" -m pip install --quiet "$(ls "$wheels"/dynlab-*.whl)[adiac]"
 rm -rf "$wheels"
-after="$("$env/bin/python" -m pip freeze | grep -iE '^(torch|torchvision|numpy|ipywidgets|matplotlib)==' | sort)"
+after="$(colab_versions)"
 if [ "$before" != "$after" ]; then
     echo "installing dynlab changed Colab's packages:" >&2
     diff <(echo "$before") <(echo "$after") >&2 || true
