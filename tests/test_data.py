@@ -541,3 +541,12 @@ def test_extract_refuses_devices_fifos_hardlinks_out_and_absolute_names_before_w
     with pytest.raises(ValueError, match=reason):
         dl.extract(archive, tmp_path / "dest")
     assert not [p for p in (tmp_path / "dest").rglob("*") if not p.name.startswith(".")]
+
+
+def test_the_noise_does_not_depend_on_how_many_images_are_worked_at_once():
+    from dynlab.data.synthetic import _to_uint8
+
+    images = np.random.default_rng(1).uniform(0, 1, (10, 3, 8, 8)).astype(np.float32)
+    whole = _to_uint8(images, np.random.default_rng(2), 0.08, part=1000)
+    assert np.array_equal(whole, _to_uint8(images, np.random.default_rng(2), 0.08, part=3))
+    assert whole.dtype == np.uint8 and not np.array_equal(whole, np.round(images * 255).astype(np.uint8))

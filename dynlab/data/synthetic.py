@@ -155,9 +155,18 @@ def _clutter(rng: np.random.Generator, picture: np.ndarray, strokes: int) -> np.
     return picture
 
 
-def _to_uint8(images: np.ndarray, rng: np.random.Generator, noise: float) -> np.ndarray:
-    images = images + noise * rng.standard_normal(images.shape, dtype=np.float32)
-    return np.round(np.clip(images, 0.0, 1.0) * 255).astype(np.uint8)
+def _to_uint8(images: np.ndarray, rng: np.random.Generator, noise: float, *, part: int = 128) -> np.ndarray:
+    """``images`` plus Gaussian noise, as uint8. Worked ``part`` images at a time, in place, to keep the
+    memory small (Binder's box); the generator fills its draws in order, so the values do not depend on ``part``."""
+    out = np.empty(images.shape, dtype=np.uint8)
+    for start in range(0, len(images), part):
+        noisy = rng.standard_normal(images[start:start + part].shape, dtype=np.float32)
+        noisy *= noise
+        noisy += images[start:start + part]
+        np.clip(noisy, 0.0, 1.0, out=noisy)
+        noisy *= 255
+        out[start:start + part] = np.round(noisy, out=noisy)
+    return out
 
 
 def _normalise(image: torch.Tensor) -> torch.Tensor:

@@ -60,7 +60,7 @@ def _vector(kind: str, value: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def collect(model: nn.Module, dataset: Dataset, batch_size: int = 64, ignore_index: int | None = None,
             device=None) -> tuple[dict[str, dict[str, torch.Tensor]], torch.Tensor]:
-    """``({unit: {kind: (N, D) vectors}}, labels)`` over ``dataset``; ``orientation`` is kept whole."""
+    """``({unit: {kind: (N, D) vectors}}, labels)`` over ``dataset``; ``orientation`` is kept whole, as uint8."""
     device = device or next(model.parameters()).device
     gathered: dict[str, dict[str, list[torch.Tensor]]] = {}
     labels = []
@@ -68,7 +68,9 @@ def collect(model: nn.Module, dataset: Dataset, batch_size: int = 64, ignore_ind
         recorded = layers.collect_attention(model, x.to(device))
         for unit, kinds in recorded.items():
             for kind, value in kinds.items():
-                vector = value if kind == "orientation" else _vector(kind, value)
+                # winning orientations kept whole, but as bytes: (N, C, *S) int64 maps of every unit
+                # over a test split ran to hundreds of MB (Binder's box has 1-2 GB)
+                vector = value.to(torch.uint8) if kind == "orientation" else _vector(kind, value)
                 gathered.setdefault(unit, {}).setdefault(kind, []).append(vector)
         labels.append(sample_labels(target, ignore_index))
     vectors = {unit: {kind: torch.cat(parts) for kind, parts in kinds.items()} for unit, kinds in gathered.items()}
