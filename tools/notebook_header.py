@@ -1,6 +1,7 @@
 """Write the standard first two cells of every course notebook from ``dynlab.about``.
 
-Cell 1 (markdown): title line kept from the notebook, then the Colab and Binder badges.
+Cell 1 (markdown): title line kept from the notebook, then the Colab and Binder badges, then the notebook's
+run time and peak memory on one CPU core as ``results/notebooks.csv`` has them (``tools/measure_notebooks.py``).
 Cell 2 (code): installs dynlab only when running on Colab, leaving Colab's PyTorch, numpy and
 ipywidgets alone, and says to restart the session if pip changed one of them anyway.
 
@@ -10,6 +11,7 @@ ipywidgets alone, and says to restart the session if pip changed one of them any
 from __future__ import annotations
 
 import argparse
+import csv
 import sys
 from pathlib import Path
 
@@ -17,14 +19,37 @@ import nbformat
 
 from dynlab import about
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+MEASURED = ROOT / "results" / "notebooks.csv"
 BADGE_MARK = "<!-- dynlab-badges -->"
+COST_MARK = "<!-- dynlab-cost -->"
 INSTALL_MARK = "# dynlab: set-up cell"
 
 
 def badges(name: str) -> str:
     return (f"{BADGE_MARK}\n[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
             f"({about.colab_url(name)}) [![Launch Binder](https://mybinder.org/badge_logo.svg)]({about.binder_url(name)})")
+
+
+def duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(10, round(seconds, -1)):.0f} s"
+    return f"{round(seconds / 60):.0f} min"
+
+
+def cost(name: str) -> str:
+    """The sentence on the notebook's one-core time and memory, from ``results/notebooks.csv`` ('' if not measured)."""
+    if not MEASURED.is_file():
+        return ""
+    with open(MEASURED, newline="") as handle:
+        row = next((r for r in csv.DictReader(handle) if r["notebook"] == name), None)
+    if row is None:
+        return ""
+    return (f"{COST_MARK}\n*On one CPU core (Binder gives about one), this notebook runs top to bottom in about "
+            f"{duration(float(row['seconds']))} (loading the course models), with a peak memory of "
+            f"{int(row['peak_rss_mib']) / 1024:.1f} GiB: `results/notebooks.csv`, measured by "
+            f"`{row['command']}` on {row['date']}.*")
 
 
 #: what Colab has installed and imported already; pip must keep them, or the session must restart
@@ -46,8 +71,14 @@ def install_cell() -> str:
 
 def expected_header(name: str, nb) -> tuple[str, str]:
     first = nb.cells[0].source if nb.cells and nb.cells[0].cell_type == "markdown" else ""
-    kept = [line for line in first.splitlines() if not line.startswith((BADGE_MARK, "[![Open In Colab]"))]
-    return "\n".join(kept).rstrip() + "\n\n" + badges(name), install_cell()
+    lines = first.splitlines()
+    dropped = {i + 1 for i, line in enumerate(lines) if line == COST_MARK}  # the sentence after the mark
+    kept = [line for i, line in enumerate(lines)
+            if i not in dropped and not line.startswith((BADGE_MARK, COST_MARK, "[![Open In Colab]"))]
+    markdown = "\n".join(kept).rstrip() + "\n\n" + badges(name)
+    if cost(name):
+        markdown += "\n\n" + cost(name)
+    return markdown, install_cell()
 
 
 def apply(path: Path) -> bool:

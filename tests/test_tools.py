@@ -1,0 +1,66 @@
+"""The measuring scripts under ``tools/``: one-core notebook measurements and the header sentence made from them."""
+import csv
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _tool(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_measure_reads_time_peak_memory_and_cores_from_the_kernel(tmp_path):
+    measure = _tool("measure_notebooks")
+    notebook = tmp_path / "tiny.ipynb"
+    nb = nbformat.v4.new_notebook()
+    nb.cells.append(nbformat.v4.new_code_cell("big = bytearray(200 * 2**20)"))  # 200 MiB, resident once written
+    nbformat.write(nb, notebook)
+    row = measure.measure(notebook, tmp_path / "runs", timeout=120)
+    assert row["notebook"] == "tiny.ipynb"
+    assert row["peak_rss_mib"] >= 200
+    assert row["cores"] == len(os.sched_getaffinity(0))
+    assert row["seconds"] >= 0 and row["command"] == measure.COMMAND
+
+
+def test_a_measurement_keeps_the_other_notebooks_rows(tmp_path):
+    measure = _tool("measure_notebooks")
+    out = tmp_path / "notebooks.csv"
+    first = dict.fromkeys(measure.FIELDS, "1") | {"notebook": "b.ipynb"}
+    measure.write_row(out, first)
+    measure.write_row(out, first | {"notebook": "a.ipynb", "seconds": "7"})
+    measure.write_row(out, first | {"seconds": "9"})  # b again: replaced, not added
+    with open(out, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["notebook"], r["seconds"]) for r in rows] == [("a.ipynb", "7"), ("b.ipynb", "9")]
+    assert not out.with_suffix(".csv.partial").exists()
+
+
+def test_the_header_states_the_committed_measurement_and_rewrites_it_in_place(tmp_path, monkeypatch):
+    header = _tool("notebook_header")
+    measured = tmp_path / "notebooks.csv"
+    with open(measured, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=("notebook", "seconds", "peak_rss_mib", "date", "command"))
+        writer.writeheader()
+        writer.writerow({"notebook": "02_x.ipynb", "seconds": "134", "peak_rss_mib": "1100", "date": "2026-12-03",
+                         "command": "python tools/measure_notebooks.py"})
+    monkeypatch.setattr(header, "MEASURED", measured)
+    assert "about 2 min" in header.cost("02_x.ipynb") and "1.1 GiB" in header.cost("02_x.ipynb")
+    assert header.cost("03_not_measured.ipynb") == ""
+    assert header.duration(14) == "10 s" and header.duration(46) == "50 s" and header.duration(250) == "4 min"
+    nb = nbformat.v4.new_notebook()
+    nb.cells.append(nbformat.v4.new_markdown_cell("# 02 · A title"))
+    path = tmp_path / "02_x.ipynb"
+    nbformat.write(nb, path)
+    assert header.apply(path)
+    first = nbformat.read(path, as_version=4).cells[0].source
+    assert first.startswith("# 02 · A title\n\n") and first.count(header.COST_MARK) == 1
+    assert not header.apply(path)  # a second pass changes nothing: the old sentence is replaced, not kept
