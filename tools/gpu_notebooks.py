@@ -21,14 +21,14 @@ Exit status 0 when every run finished without an error (and, without ``--allow-c
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from probed_run import run_with_probe
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ("02_global_soft_attention.ipynb", "06_odconv.ipynb")
@@ -123,24 +123,14 @@ def with_retrain(nb):
 def run(name: str, retrain: bool, data: Path, timeout: int) -> tuple[float, bool, int]:
     """One notebook in a fresh run folder: seconds, whether the kernel saw CUDA, its peak GPU memory in bytes."""
     import nbformat
-    from nbclient import NotebookClient
 
     path = ROOT / "notebooks" / name
     nb = nbformat.read(path, as_version=4)
     if retrain:
         nb = with_retrain(nb)
-    nb.cells.append(nbformat.v4.new_code_cell(PROBE))
     with tempfile.TemporaryDirectory(prefix="dynlab-gpu-runs-") as runs:
-        old = dict(os.environ)
-        os.environ.update({"MPLBACKEND": "Agg", "DYNLAB_QUICK": "1", "DYNLAB_RUNS": runs, "DYNLAB_DATA": str(data)})
-        try:
-            started = time.perf_counter()
-            NotebookClient(nb, timeout=timeout, kernel_name="python3").execute(cwd=str(path.parent))
-            seconds = time.perf_counter() - started
-        finally:
-            os.environ.clear()
-            os.environ.update(old)
-    text = "".join(out.get("text", "") for out in nb.cells[-1].outputs)
+        env = {"MPLBACKEND": "Agg", "DYNLAB_QUICK": "1", "DYNLAB_RUNS": runs, "DYNLAB_DATA": str(data)}
+        seconds, text = run_with_probe(nb, PROBE, path.parent, env, timeout)
     found = re.search(r"GPU (True|False) (\d+)", text)
     if not found:
         raise RuntimeError(f"the probe cell printed nothing readable: {text!r}")

@@ -21,9 +21,10 @@ import platform
 import re
 import sys
 import tempfile
-import time
 from datetime import date
 from pathlib import Path
+
+from probed_run import run_with_probe
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -48,21 +49,10 @@ def cpu_name() -> str:
 def measure(notebook: Path, runs: Path, timeout: int) -> dict:
     """Run ``notebook`` in its folder with a probe cell appended; its time, peak RSS and what the kernel saw."""
     import nbformat
-    from nbclient import NotebookClient
 
-    nb = nbformat.read(notebook, as_version=4)
-    nb.cells.append(nbformat.v4.new_code_cell(PROBE))
     env = {"MPLBACKEND": "Agg", "DYNLAB_QUICK": "1", "DYNLAB_CPU_BF16": "0", "DYNLAB_RUNS": str(runs)}
-    old = dict(os.environ)
-    os.environ.update(env)  # the kernel inherits this process's environment (and its one core)
-    try:
-        started = time.perf_counter()
-        NotebookClient(nb, timeout=timeout, kernel_name="python3").execute(cwd=str(notebook.parent))
-        seconds = time.perf_counter() - started
-    finally:
-        os.environ.clear()
-        os.environ.update(old)
-    text = "".join(out.get("text", "") for out in nb.cells[-1].outputs)
+    # the kernel inherits this process's environment and its one core
+    seconds, text = run_with_probe(nbformat.read(notebook, as_version=4), PROBE, notebook.parent, env, timeout)
     found = re.search(r"MEASURED (\d+) (\d+) (\d+) (\S+)", text)
     if not found:
         raise RuntimeError(f"{notebook.name}: the probe cell printed nothing readable: {text!r}")
