@@ -28,7 +28,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from probed_run import run_with_probe
+from probed_run import run_with_probe, with_retrain
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ("02_global_soft_attention.ipynb", "06_odconv.ipynb")
@@ -110,14 +110,6 @@ def install(kit: Path) -> None:
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", *others], check=True)
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--force-reinstall",
                     str(dynlab[-1])], check=True)
-
-
-def with_retrain(nb):
-    for cell in nb.cells:
-        if cell.cell_type == "code" and "RETRAIN = False" in cell.source:
-            cell.source = cell.source.replace("RETRAIN = False", "RETRAIN = True")
-            return nb
-    raise RuntimeError("no 'RETRAIN = False' line in the notebook")
 
 
 def run(name: str, retrain: bool, data: Path, timeout: int) -> tuple[float, bool, int]:

@@ -1,7 +1,8 @@
 """Write the standard first two cells of every course notebook from ``dynlab.about``.
 
 Cell 1 (markdown): title line kept from the notebook, then the Colab and Binder badges, then the notebook's
-run time and peak memory on one CPU core as ``results/notebooks.csv`` has them (``tools/measure_notebooks.py``).
+run time and peak memory on one CPU core, and its run time with ``RETRAIN = True``, as ``results/notebooks.csv``
+has them (``tools/measure_notebooks.py``).
 Cell 2 (code): installs dynlab only when running on Colab, leaving Colab's PyTorch, numpy and
 ipywidgets alone, and says to restart the session if pip changed one of them anyway.
 
@@ -38,18 +39,29 @@ def duration(seconds: float) -> str:
     return f"{round(seconds / 60):.0f} min"
 
 
-def cost(name: str) -> str:
-    """The sentence on the notebook's one-core time and memory, from ``results/notebooks.csv`` ('' if not measured)."""
+def measured(name: str) -> dict[str, dict]:
+    """The rows of ``results/notebooks.csv`` for notebook ``name``, by mode (``load``, ``retrain``)."""
     if not MEASURED.is_file():
-        return ""
+        return {}
     with open(MEASURED, newline="") as handle:
-        row = next((r for r in csv.DictReader(handle) if r["notebook"] == name), None)
-    if row is None:
+        return {row.get("mode") or "load": row for row in csv.DictReader(handle) if row["notebook"] == name}
+
+
+def cost(name: str) -> str:
+    """The sentence on the notebook's one-core time and memory, and its time when retraining, from
+    ``results/notebooks.csv`` ('' if not measured)."""
+    rows = measured(name)
+    load, retrain = rows.get("load"), rows.get("retrain")
+    if load is None:
         return ""
-    return (f"{COST_MARK}\n*On one CPU core (Binder gives about one), this notebook runs top to bottom in about "
-            f"{duration(float(row['seconds']))} (loading the course models), with a peak memory of "
-            f"{int(row['peak_rss_mib']) / 1024:.1f} GiB: `results/notebooks.csv`, measured by "
-            f"`{row['command']}` on {row['date']}.*")
+    text = (f"{COST_MARK}\n*On one CPU core (Binder gives about one), this notebook runs top to bottom in about "
+            f"{duration(float(load['seconds']))} (loading the course models), with a peak memory of "
+            f"{int(load['peak_rss_mib']) / 1024:.1f} GiB")
+    if retrain is not None:
+        text += (f"; with `RETRAIN = True` (training its models here) in about {duration(float(retrain['seconds']))} "
+                 f"on {retrain['cores']} cores")
+    how = " and ".join(f"`{row['command']}` on {row['date']}" for row in (load, retrain) if row)
+    return text + f": `results/notebooks.csv`, measured by {how}.*"
 
 
 #: what Colab has installed and imported already; pip must keep them, or the session must restart

@@ -2,6 +2,7 @@
 
 Shared by ``measure_notebooks.py`` (peak memory on one core) and ``gpu_notebooks.py`` (peak GPU memory):
 the probe cell runs in the same kernel after the notebook's last cell, so it sees what the notebook used.
+``with_retrain`` switches a notebook from loading the course models to training them.
 """
 from __future__ import annotations
 
@@ -27,3 +28,12 @@ def run_with_probe(nb, probe: str, folder: Path, env: dict[str, str], timeout: i
         os.environ.clear()
         os.environ.update(old)
     return seconds, "".join(out.get("text", "") for out in nb.cells[-1].outputs)
+
+
+def with_retrain(nb):
+    """``nb`` (changed in place) with its set-up cell's ``RETRAIN = False`` switched to ``True``."""
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "RETRAIN = False" in cell.source:
+            cell.source = cell.source.replace("RETRAIN = False", "RETRAIN = True")
+            return nb
+    raise RuntimeError("no 'RETRAIN = False' line in the notebook")
