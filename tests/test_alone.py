@@ -3,8 +3,8 @@
 ``tools/run_alone.py`` installs this checkout's wheel (not editable) into a fresh folder, copies each
 notebook into an empty folder and runs it there; the kernel first checks that ``dynlab`` comes from the
 wheel. The course models wait in the cache an installed dynlab fetches into, so nothing is fetched.
-00, 06, 08 and 09 run here (09 reads no committed study outside a checkout and runs its own small one);
-the others are the same course_runs path as 06.
+00, 06, 08 and 09 run here (08 and 09 show the committed results the wheel carries: run_alone fails a
+notebook that says it found none); the others are the same course_runs path as 06.
 """
 import subprocess
 import sys

@@ -12,7 +12,8 @@ checkout, so an editable install cannot make the check pass falsely.
     .venv/bin/python tools/run_alone.py --all --timeout 1200
     ENV/bin/python tools/run_alone.py --all --installed   # dynlab already installed in ENV (tools/colab_like.sh)
 
-Exit status 0 when every notebook ran without an error; each notebook's time is printed.
+Exit status 0 when every notebook ran without an error and none printed that it found no committed
+results (what 08 and 09 read: the wheel carries them); each notebook's time is printed.
 """
 from __future__ import annotations
 
@@ -29,6 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CHECK = ("import dynlab, pathlib; here = pathlib.Path(dynlab.__file__).resolve(); "
          f"assert {str(ROOT)!r} not in str(here), f'dynlab comes from the checkout: {{here}}'; "
          "print('dynlab from', here.parent)")
+#: what a notebook prints when it cannot find the committed results it would show
+NOT_FOUND = ("No committed results found", "No committed study found")
 
 
 def build_wheel(python: str, folder: Path) -> Path:
@@ -73,6 +76,10 @@ def run_notebook(notebook: Path, target: Path | None, data: Path, timeout: int) 
         finally:
             os.environ.clear()
             os.environ.update(old)
+        printed = "".join(out.get("text", "") for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs)
+        missing = [line for line in printed.splitlines() if line.startswith(NOT_FOUND)]
+        if missing:
+            raise RuntimeError(f"it found no committed results: {missing[0]}")
         return time.perf_counter() - started
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -12,7 +12,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .. import layers
+from .. import layers, paper
 from ..data.tasks import TASKS
 from ..engine import load_checkpoint
 from .attention import meets_goals
@@ -23,14 +23,14 @@ from .pipeline import build_model, get_profile, load_data, train_cell
 from .report import Line, markdown_table, plot_to, summarise
 from .runner import read_rows, run_cells, run_dir, write_csv
 
-#: the paper's own numbers, shown beside ours and always labelled as its claims (not measured here)
+#: the paper's own numbers (``dynlab.paper``), shown beside ours and always labelled as its claims
 PAPER_CLAIMS = {
     "classification": {"caption": "seed Table 3: Tiny ImageNet top-1 accuracy (%), 224x224, 30 epochs",
-                       "values": {"base": 65.2, "global": 70.1, "local": 71.5, "hard": 68.7, "OD-CNN": 73.4}},
-    "segmentation": {"caption": "seed Table 4: Pascal VOC 2012 mIoU (%)",
-                     "values": {"base": 67.5, "global": 69.60, "local": 70.17, "hard": 70.69, "OD-CNN": 73.09}},
+                       "values": paper.by_variant("3", "accuracy")},
+    "segmentation": {"caption": "seed Table 4: Pascal VOC 2012 mIoU (%)", "values": paper.by_variant("4", "miou")},
     "timeseries": {"caption": "seed Table 4b: Adiac 10-fold accuracy, mean (population std)",
-                   "values": {"CNN": "0.571 (0.059)", "D-CNN": "0.653 (0.062)"}},
+                   "values": {name: f"{mean:.3f} ({paper.by_variant('4b', 'std_accuracy')[name]:.3f})"
+                              for name, mean in paper.by_variant("4b", "mean_accuracy").items()}},
 }
 
 
@@ -84,8 +84,8 @@ def run_study(variants: Sequence[str] | None = None, tasks: Sequence[str] | None
 
 
 def committed_results(name: str = "study-quick") -> Path | None:
-    """The committed study folder ``results/NAME`` of the repository, or None outside a checkout
-    (``committed.results_folder``)."""
+    """The committed study folder ``results/NAME``: the checkout's, or the copy a built package carries
+    (``committed.results_folder``); None where there is neither."""
     folder = results_folder(f"{name}/results.csv")
     return folder / name if folder is not None else None
 
