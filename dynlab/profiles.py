@@ -237,11 +237,17 @@ def default_profile() -> Profile:
     return get_profile(os.environ.get("DYNLAB_PROFILE") or "quick")
 
 
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{max(1, round(seconds / 60))} min"
+
+
 def choose(name: str | None = None) -> Profile:
     """The profile a notebook trains with: ``name``, else ``default_profile()``. Prints the choice and
     how to switch; for a profile other than ``quick``, each task's training work beside quick's
-    before anything starts (MACs per sample x training samples x epochs)."""
+    before anything starts (MACs per sample x training samples x epochs), and the time that makes at
+    the speed ``base`` trained with in the committed quick study (its CPU)."""
     from .experiments.pipeline import training_work  # the models and data live above this module
+    from .experiments.study import committed_seconds
 
     profile = get_profile(name) if name else default_profile()
     print(f"profile '{profile.name}': {profile.description}")
@@ -251,8 +257,11 @@ def choose(name: str | None = None) -> Profile:
         return profile
     for task in TASKS:
         ratio = training_work(task, profile) / training_work(task, "quick")
+        seconds = committed_seconds(task)
+        estimate = (f"; about {_hours(ratio * seconds)} a run at base's speed in the committed quick study "
+                    "(a 2-core CPU; a GPU takes a small fraction of that)" if seconds else "")
         print(f"  {task}: {ratio:,.0f}x the quick profile's training work per run "
-              f"(MACs per sample x training samples x epochs)")
+              f"(MACs per sample x training samples x epochs){estimate}")
     print("  data: the built-in synthetic sets at their full size and Adiac, as in quick; the real image data "
           "sets are downloaded only where a notebook asks for them")
     return profile

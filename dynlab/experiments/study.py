@@ -90,6 +90,17 @@ def committed_results(name: str = "study-quick") -> Path | None:
     return folder / name if folder is not None else None
 
 
+def committed_seconds(task: str, variant: str = "base") -> float | None:
+    """``variant``'s mean training seconds per run on ``task`` in the committed quick study, or None
+    where there is none (what ``profiles.choose`` scales into an estimate for a larger profile)."""
+    folder = committed_results()
+    if folder is None:
+        return None
+    seconds = [r["train_seconds"] for r in read_results(folder)
+               if r["task"] == task and r["variant"] == variant and r["profile"] == "quick"]
+    return sum(seconds) / len(seconds) if seconds else None
+
+
 def read_results(path: str | os.PathLike) -> list[dict]:
     """Rows of a ``results.csv`` (a study folder or the file itself), numbers as numbers."""
     path = Path(path)

@@ -471,11 +471,23 @@ def test_choosing_another_profile_prints_its_training_work_beside_quick(monkeypa
     from dynlab import profiles
     from dynlab.experiments import pipeline
 
+    from dynlab.experiments import study
+
     work = {"quick": 10, "full": 250}
     monkeypatch.setattr(pipeline, "training_work", lambda task, profile: work[getattr(profile, "name", profile)])
+    monkeypatch.setattr(study, "committed_seconds", lambda task: {"timeseries": None}.get(task, 288.0))
     assert profiles.choose("full").name == "full"
     out = capsys.readouterr().out
     assert out.count("25x the quick profile's training work") == 3, out
+    assert out.count("about 2.0 h a run at base's speed in the committed quick study") == 2, out  # 25 x 288 s
+
+
+def test_the_committed_study_gives_base_its_seconds_per_run():
+    from dynlab.experiments import study
+
+    rows = [r for r in study.read_results(study.committed_results()) if r["task"] == "classification"
+            and r["variant"] == "base"]
+    assert study.committed_seconds("classification") == pytest.approx(sum(r["train_seconds"] for r in rows) / len(rows))
 
 
 def test_training_work_is_macs_times_samples_times_epochs():
