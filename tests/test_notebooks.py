@@ -139,3 +139,20 @@ def test_all_ten_notebooks_present():
     extra = sorted(present - set(EXPECTED))
     assert not missing, f"missing course notebooks: {missing}"
     assert not extra, f"notebooks not in the course list (README.md, this test's EXPECTED): {extra}"
+
+
+#: a path into the repository as a notebook names it (not part of a URL)
+REPOSITORY_PATH = re.compile(r"(?<![\w/.-])(?:results|tools|benchmarks|checkpoints|dynlab|notebooks)/[\w./-]*\w")
+
+
+@pytest.mark.parametrize("path", PATHS, ids=IDS)
+def test_the_files_a_notebook_names_exist(path):
+    text = "\n".join(cell.source for cell in _read(path).cells)
+    missing = sorted({p for p in REPOSITORY_PATH.findall(text) if not (ROOT / p).exists()})
+    assert not missing, f"{path.name} names files the repository does not have: {missing}"
+
+
+def test_repository_path_pattern():
+    assert REPOSITORY_PATH.findall("see `results/adiac.md` and dynlab/layers/se.py.") == ["results/adiac.md",
+                                                                                         "dynlab/layers/se.py"]
+    assert not REPOSITORY_PATH.findall("https://github.com/dynlab-course/dynlab/blob/main/notebooks/x.ipynb")
