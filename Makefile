@@ -21,7 +21,7 @@ study: $(STAMP)
 	DYNLAB_CPU_BF16=0 $(VENV)/bin/dynlab study --profile quick --out runs/study-quick
 
 # Every notebook under nbval (quick profile, a fresh run folder; the notebooks load the committed course
-# models), then the library tests, notebook 02 retraining live (tests/test_retrain.py), four notebooks
+# models), then the library tests, notebook 02 retraining live (tests/test_retrain.py), every notebook
 # run alone from the built wheel (tests/test_alone.py) and the browser tests; float32, as for make study.
 test: $(STAMP)
 	DYNLAB_QUICK=1 DYNLAB_CPU_BF16=0 DYNLAB_RUNS=$$(mktemp -d) MPLBACKEND=Agg $(PY) -m pytest notebooks tests \
