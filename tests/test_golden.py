@@ -167,22 +167,17 @@ def golden():
     return json.loads(VALUES.read_text())
 
 
-def _close(got, want, where: str, floats: bool = True) -> None:
-    """``got`` equals ``want``, floats within RTOL; with ``floats=False`` a float need only be a number
-    (what a short training computes, on a CPU other than the recording one)."""
+def _close(got, want, where: str) -> None:
     if isinstance(want, dict):
         assert isinstance(got, dict) and got.keys() == want.keys(), f"{where}: keys {sorted(got)} != {sorted(want)}"
         for key in want:
-            _close(got[key], want[key], f"{where}.{key}", floats)
+            _close(got[key], want[key], f"{where}.{key}")
     elif isinstance(want, list):
         assert isinstance(got, list) and len(got) == len(want), f"{where}: {got!r} != {want!r}"
         for i, (g, w) in enumerate(zip(got, want)):
-            _close(g, w, f"{where}[{i}]", floats)
+            _close(g, w, f"{where}[{i}]")
     elif isinstance(want, float) and not isinstance(want, bool):
-        if floats:
-            assert got == pytest.approx(want, rel=RTOL, abs=1e-7), f"{where}: {got!r} != {want!r}"
-        else:
-            assert isinstance(got, (int, float)) and not isinstance(got, bool), f"{where}: {got!r} is not a number"
+        assert got == pytest.approx(want, rel=RTOL, abs=1e-7), f"{where}: {got!r} != {want!r}"
     else:
         assert got == want, f"{where}: {got!r} != {want!r}"
 
