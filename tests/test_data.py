@@ -20,6 +20,7 @@ from dynlab.data import tiny_imagenet, tasks, ucr, voc
 from dynlab.data import (DataUnavailableError, SyntheticScenes, SyntheticShapes, TinyImageNet,
                          VOCSegmentation, load_task, load_timeseries_fold, load_ucr, md5sum,
                          stratified_kfold, stratified_split)
+from dynlab.experiments.attention import sample_labels
 
 # ---------------------------------------------------------------- builders of fake archives
 
@@ -412,6 +413,16 @@ def test_synthetic_scenes_masks():
     assert max(per_image) >= 2                   # several shapes per scene
     small = SyntheticScenes(5, image_size=32, num_classes=8, seed=1)
     assert small[0][1].shape == (32, 32) and int(small.masks.max()) < 8
+
+
+def test_synthetic_scenes_subject_is_balanced_and_largest():
+    scenes = SyntheticScenes(500, image_size=64, num_classes=6, seed=3)
+    largest = sample_labels(scenes.masks)
+    counts = torch.bincount(largest, minlength=6)[1:]
+    assert int(counts.min()) >= 80 and int(counts.max()) <= 120   # 100 scenes per subject class
+    pixels = torch.nn.functional.one_hot(scenes.masks.flatten(1).long(), 6).sum(1)[:, 1:]
+    second = pixels.sort(1, descending=True).values[:, 1]
+    assert float((pixels.amax(1) > second).float().mean()) > 0.95   # the subject is clearly the largest
 
 
 # ---------------------------------------------------------------- load_task

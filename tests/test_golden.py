@@ -6,8 +6,10 @@ the Adiac report writes an empty last table cell as ``|  |`` like every other ce
 the paper's own settings is called ``paper`` (``seed`` before), and its network class ``PaperCNN``; a cell's
 recorded recipe names its attention temperature schedule (``temperature``, 30 -> 1 for these cells), rows
 record each class's test result (``per_class``), the course recipe builds segmentation's ``odconv`` and
-(later) ``odconv4x`` without their attention BatchNorm, ``hard`` gates after its own BatchNorm, and the course
-recipe trains Adiac for 45 epochs, not 30 (the recorded recipe of the time-series row). These values were
+(later) ``odconv4x`` without their attention BatchNorm, ``hard`` gates after its own BatchNorm, the course
+recipe trains Adiac for 45 epochs, not 30 (the recorded recipe of the time-series row), and the segmentation
+scenes have a subject (new data for the segmentation fits; a row records its data's revision, and the
+recipe some variants train with on their own). These values were
 recorded with the code as it stood then and are checked against the code as it stands now:
 
 - the losses and metrics of a short seeded ``fit`` of every variant on every task (quick-profile
@@ -188,9 +190,7 @@ def cpu_signature() -> str:
     into other predictions (an AMD EPYC and an Intel Xeon gave accuracies of 0.25 and 0.5 for the same
     seeded fit), so the fits, and the numbers of the experiment rows, are compared only on the kind of
     machine that recorded them. The CPU's name alone is not enough: two machines both named "AMD EPYC",
-    with the same torch, gave different losses, one of them with AVX-512 kernels. The values were recorded
-    before the instruction set was part of the signature, on the other one: AVX2 (inferred, as an EPYC's
-    only other level)."""
+    with the same torch, gave different losses, one of them with AVX-512 kernels."""
     model = ""
     try:
         with open("/proc/cpuinfo") as f:

@@ -146,6 +146,32 @@ def test_another_variants_unit_options_do_not_change_a_cell():
     assert settings_difference({"settings": older, "variant": "hard"}, hard) != {}
 
 
+def test_another_variants_own_recipe_does_not_change_a_cell():
+    from dynlab.experiments.cell import Cell
+    from dynlab.experiments.pipeline import cell_settings
+    from dynlab.experiments.runner import settings_difference
+
+    base = cell_settings(Cell("classification", "base", profile="quick"))
+    orient = cell_settings(Cell("classification", "orient", profile="quick"))
+    assert "variant_recipe" not in base["recipe"] and base["recipe"]["clip_grad_norm"] == 1.0
+    assert orient["recipe"]["clip_grad_norm"] == 5.0  # orient's own setting, in its cell's recipe
+    older = json.loads(json.dumps(base))  # written before recipes had fields of their own per variant
+    assert settings_difference({"settings": older, "variant": "base"}, base) == {}
+    assert settings_difference({"settings": older, "variant": "orient"}, orient) != {}
+
+
+def test_a_cell_trained_on_an_older_data_generator_is_not_reused():
+    from dynlab.experiments.cell import Cell
+    from dynlab.experiments.pipeline import cell_settings
+    from dynlab.experiments.runner import settings_difference
+
+    for task, revised in (("segmentation", True), ("classification", False)):
+        wanted = cell_settings(Cell(task, "base", profile="quick"))
+        older = {k: v for k, v in json.loads(json.dumps(wanted)).items() if k != "data_version"}
+        difference = settings_difference({"settings": older, "variant": "base"}, wanted)
+        assert (difference == {"data_version": (1, 2)}) if revised else (difference == {})
+
+
 def test_a_damaged_cell_record_is_named(tmp_path):
     out = tmp_path / "study"
     study.run_study(["base"], ["timeseries"], epochs=1, out=out, **TINY)

@@ -42,6 +42,10 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     quick = profiles.PROFILES["quick"]
     recipe = dataclasses.replace(quick.task(args.task), **dict(args.set))
+    own = recipe.variant_recipe.get(args.variant, {})
+    if own:  # a field set here wins over the variant's own setting of it as well
+        changed = {**own, **{k: v for k, v in args.set if k in own}}
+        recipe = dataclasses.replace(recipe, variant_recipe={**recipe.variant_recipe, args.variant: changed})
     profiles.PROFILES["quick"] = dataclasses.replace(quick, **{args.task: recipe})  # this process only
     started = time.perf_counter()
     run = train_cell(Cell(args.task, args.variant, args.seed, options=dict(args.unit)), quiet=True)

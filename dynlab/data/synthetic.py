@@ -19,7 +19,9 @@ all) come in with ``num_classes > 10``.
 
 ``SyntheticScenes``: several shapes per image over a random background with clutter (thin strokes of
 random colours, labelled background), and a per-pixel mask (0 = background, k = the k-th shape class),
-for the segmentation task. Every shape class is equally likely in every slot.
+for the segmentation task. Each scene has a subject: one larger shape drawn on top of up to two
+smaller ones, its class taken in turn, so every class is the subject of equally many scenes and the
+scene's largest shape says what it is about (the label an image-level attention can learn to encode).
 
 Everything is drawn with NumPy's vectorised generator from one seed: the same seed gives the
 same images, and 2,000 images of 32x32 take a fraction of a second. Images are stored as uint8
@@ -216,12 +218,15 @@ class SyntheticScenes(Dataset):
 
     Each scene holds ``min_shapes`` to ``max_shapes`` shapes of the ``num_classes - 1`` first
     classes of :data:`SCENE_CLASSES`, each its own colour, over ``clutter`` thin strokes that are
-    background; later shapes cover earlier ones and the mask shows what is visible.
+    background; later shapes cover earlier ones and the mask shows what is visible. One shape is the
+    scene's subject (as a photograph has one): drawn last and larger (``subject_radius`` against
+    ``radius``), its class taken in turn so that every class is the subject of equally many scenes.
+    The subject is what the scene is "about", the label that an image-level attention can encode.
     """
 
     def __init__(self, n: int, image_size: int = 64, num_classes: int = 6, seed: SeedLike = 0, *,
                  min_shapes: int = 1, max_shapes: int = 3, noise: float = 0.08, clutter: int = 3,
-                 radius: tuple[float, float] = (0.18, 0.32)) -> None:
+                 radius: tuple[float, float] = (0.12, 0.2), subject_radius: tuple[float, float] = (0.26, 0.36)) -> None:
         _check("num_classes", num_classes, 2, len(SCENE_CLASSES) + 1)
         _check("image_size", image_size, 16, 1024)
         _check("min_shapes", min_shapes, 1, max_shapes)
@@ -229,6 +234,7 @@ class SyntheticScenes(Dataset):
         self.class_names = ["background", *SCENE_CLASSES[:num_classes - 1]]
         shape_names = SCENE_CLASSES[:num_classes - 1]
         rng = np.random.default_rng(seed)
+        subjects = rng.permutation(np.arange(n) % len(shape_names))
         images = np.empty((n, 3, image_size, image_size), dtype=np.uint8)
         masks = np.zeros((n, image_size, image_size), dtype=np.uint8)
         for start in range(0, n, CHUNK):
@@ -237,10 +243,12 @@ class SyntheticScenes(Dataset):
             picture = _clutter(rng, picture, clutter)
             label = np.zeros((m, image_size, image_size), dtype=np.uint8)
             count = rng.integers(min_shapes, max_shapes + 1, m)
-            for slot in range(max_shapes):
-                which = rng.integers(0, len(shape_names), m)
-                drawn = _draw_masks(rng, shape_names, which, image_size, radius)
-                drawn &= (slot < count)[:, None, None]
+            subject = subjects[start:start + m]
+            for slot in range(max_shapes):  # the last slot is the subject, on top of the others
+                last = slot == max_shapes - 1
+                which = subject if last else rng.integers(0, len(shape_names), m)
+                drawn = _draw_masks(rng, shape_names, which, image_size, subject_radius if last else radius)
+                drawn &= (max_shapes - slot <= count)[:, None, None]
                 fg = _contrasting(rng, bg)[:, :, None, None]
                 picture = np.where(drawn[:, None], fg, picture)
                 label = np.where(drawn, (which + 1).astype(np.uint8)[:, None, None], label)

@@ -26,6 +26,11 @@ TASKS = ("classification", "segmentation", "timeseries")
 DATA = ("synthetic", "real")
 PROFILES = ("quick", "full")
 
+#: the generator's revision per task, where it changed since the first release (finished cells
+#: record it, so that a study does not reuse a cell trained on other data). segmentation 2: scenes
+#: with a subject (``SyntheticScenes``)
+SYNTHETIC_VERSIONS = {"segmentation": 2}
+
 # task -> profile -> (image_size, num_classes, (train, val, test) counts)
 SYNTHETIC_SIZES = {
     "classification": {"quick": (64, 10, (2000, 400, 1000)), "full": (64, 10, (10000, 2000, 4000))},
@@ -126,8 +131,8 @@ def _synthetic(task: str, profile: str, seed: int, image_size: int | None, limit
     return TaskData(
         train, val, test, num_classes=classes, in_channels=3, dim=2, sample_shape=(3, size, size),
         metric="miou", ignore_index=255, name="synthetic-scenes", class_names=train.class_names,
-        description=(f"Synthetic scenes ({profile} profile): 2-4 shapes per {size}x{size} image, "
-                     f"background + {classes - 1} shape classes, per-pixel masks; {counts[0]:,} / "
+        description=(f"Synthetic scenes ({profile} profile): 1-3 shapes per {size}x{size} image, a larger "
+                     f"subject on top, background + {classes - 1} shape classes, per-pixel masks; {counts[0]:,} / "
                      f"{counts[1]:,} / {counts[2]:,} train / val / test scenes."))
 
 

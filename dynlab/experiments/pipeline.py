@@ -12,7 +12,7 @@ from torch.utils.data import ConcatDataset
 
 from .. import flops, layers, profiles
 from ..data import TaskData, load_task, load_timeseries_fold, with_augmentation
-from ..data.tasks import SYNTHETIC_SIZES
+from ..data.tasks import SYNTHETIC_SIZES, SYNTHETIC_VERSIONS
 from ..device import describe, pick_device
 from ..engine import History, fit, load_checkpoint
 from ..models import init_dynamic_from_static, net1_dcnn, net2_dcnn, resnet18, segmentation_model, tsresnet
@@ -104,18 +104,27 @@ def build_cell_model(cell: Cell, data: TaskData, out: Path | None = None) -> nn.
 
 
 def recipe_for(recipe: dict, variant: str) -> dict:
-    """``recipe`` (a task profile as a dict) with only ``variant``'s unit options: a change to another
-    variant's options does not change this cell."""
+    """``recipe`` (a task profile as a dict) as ``variant`` trains with it: its own recipe fields
+    (``variant_recipe``) in place of the task's, and only its unit options, so that a change made for
+    another variant does not change this cell."""
     options = recipe.get("unit_options") or {}
-    return {**recipe, "unit_options": {variant: options[variant]} if variant in options else {}}
+    own = (recipe.get("variant_recipe") or {}).get(variant, {})
+    fields = {k: v for k, v in recipe.items() if k != "variant_recipe"}
+    return {**fields, **own, "unit_options": {variant: options[variant]} if variant in options else {}}
+
+
+def data_version(task: str, data: str) -> int:
+    """The revision of the data generator a cell trains on (1: as first released)."""
+    return SYNTHETIC_VERSIONS.get(task, 1) if data == "synthetic" else 1
 
 
 def cell_settings(cell: Cell, epochs: int | None = None, limit: int | None = None) -> dict:
-    """What decides a cell's result beside its name: recipe (and its version), epochs, limit, data, options."""
+    """What decides a cell's result beside its name: recipe (and its version), epochs, limit, data (and
+    its version), options."""
     recipe = get_profile(cell.profile).task(cell.task)
     return {"profile": cell.profile, "recipe": recipe_for(dataclasses.asdict(recipe), cell.variant),
             "recipe_version": profiles.RECIPE_VERSION, "epochs": recipe.epochs if epochs is None else epochs, "limit": limit, "data": cell.data,
-            "unit_options": dict(cell.options)}
+            "data_version": data_version(cell.task, cell.data), "unit_options": dict(cell.options)}
 
 
 @dataclass
@@ -197,7 +206,7 @@ def train_cell(cell: Cell, out_dir: str | Path | None = None, *, grid: str | Pat
     data = task_data or cell_data(cell, limit)
     model = build_cell_model(cell, data, grid)
     cost = flops.cost(model, (1, *data.sample_shape))
-    kwargs = profile.fit_kwargs(cell.task)
+    kwargs = profile.fit_kwargs(cell.task, cell.variant)
     if epochs is not None:
         kwargs["epochs"] = epochs
     if data.ignore_index is not None:

@@ -84,12 +84,15 @@ def settings_difference(row: dict, wanted: dict) -> dict:
     """What differs between a finished cell's settings and ``wanted`` (``pipeline.cell_settings``):
     ``{field: (theirs, wanted)}``. A row written before cells kept their settings is compared on the
     fields it has (profile, data, unit options). A recipe field added after the row was written had
-    its default then; the recipe's unit options are compared for the row's variant only."""
+    its default then, and its data was the first release; the recipe's unit options and its own recipe
+    fields (``variant_recipe``) are compared for the row's variant only."""
     wanted = json.loads(json.dumps(wanted))
     theirs = row.get("settings")
     if theirs is None:
         theirs = {"profile": "paper" if row.get("profile") == "seed" else row.get("profile"), "data": row.get("data"),
                   "unit_options": row.get("unit_options") or {}}
+    if "data_version" in wanted:  # a row written before data had versions was trained on the first
+        theirs = {"data_version": 1, **theirs}
     if isinstance(theirs.get("recipe"), dict):
         defaults = json.loads(json.dumps(dataclasses.asdict(TaskProfile(epochs=1))))
         recipe = {**{k: v for k, v in defaults.items() if k != "epochs"}, **theirs["recipe"]}

@@ -441,6 +441,14 @@ def test_profiles():
     assert quick.unit_options("classification", "odconv") == {}
     assert get_profile("full").unit_options("classification", "hard") == {}
     assert quick.fit_kwargs("segmentation")["task"] == "segmentation"
+    # a variant's own recipe fields replace the task's for that variant only
+    assert quick.fit_kwargs("classification", "orient")["clip_grad_norm"] == 5.0
+    assert quick.fit_kwargs("classification", "base")["clip_grad_norm"] == 1.0
+    assert quick.fit_kwargs("classification")["temperature"] == quick.fit_kwargs("classification", "local")["temperature"]
+    assert quick.fit_kwargs("classification", "dyconv")["temperature"] == (1.0, 1.0)
+    odd = dataclasses.replace(course, variant_recipe={"base": {"stem": "small"}})
+    with pytest.raises(ValueError, match="variant_recipe for 'base' sets stem, which are not training settings"):
+        odd.fit_kwargs("base")
     with pytest.raises(ValueError, match="valid profiles: quick, full, paper"):
         get_profile("fast")
     with pytest.raises(dataclasses.FrozenInstanceError):
