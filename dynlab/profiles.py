@@ -67,16 +67,24 @@ class TaskProfile:
     #: recipe fields a variant trains with instead of the task's (``{"orient": {"clip_grad_norm": 5.0}}``)
     variant_recipe: dict = field(default_factory=dict)
 
-    def fit_kwargs(self, variant: str | None = None) -> dict:
-        """The keyword arguments of ``dynlab.engine.fit`` this profile sets (for ``variant``, if given)."""
-        names = ("epochs", "batch_size", "lr", "weight_decay", "optimizer", "plateau_factor", "plateau_patience",
-                 "plateau_min_lr", "early_stopping_patience", "lr_schedule", "label_smoothing", "clip_grad_norm", "temperature")
+    #: the fields ``dynlab.engine.fit`` takes (and a variant's own recipe may set)
+    FIT_FIELDS = ("epochs", "batch_size", "lr", "weight_decay", "optimizer", "plateau_factor", "plateau_patience",
+                  "plateau_min_lr", "early_stopping_patience", "lr_schedule", "label_smoothing", "clip_grad_norm",
+                  "temperature")
+
+    def for_variant(self, variant: str | None) -> "TaskProfile":
+        """This recipe as ``variant`` trains with it: its own fields (``variant_recipe``) in place of the task's."""
         own = self.variant_recipe.get(variant, {})
-        unknown = sorted(set(own) - set(names))
+        unknown = sorted(set(own) - set(self.FIT_FIELDS))
         if unknown:
             raise ValueError(f"variant_recipe for {variant!r} sets {', '.join(unknown)}, which are not training "
-                             f"settings; valid: {', '.join(names)}")
-        return {name: own.get(name, getattr(self, name)) for name in names}
+                             f"settings; valid: {', '.join(self.FIT_FIELDS)}")
+        return replace(self, **own, variant_recipe={}) if own else self
+
+    def fit_kwargs(self, variant: str | None = None) -> dict:
+        """The keyword arguments of ``dynlab.engine.fit`` this profile sets (for ``variant``, if given)."""
+        recipe = self.for_variant(variant)
+        return {name: getattr(recipe, name) for name in self.FIT_FIELDS}
 
 
 @dataclass(frozen=True)

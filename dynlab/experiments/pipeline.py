@@ -104,13 +104,11 @@ def build_cell_model(cell: Cell, data: TaskData, out: Path | None = None) -> nn.
 
 
 def recipe_for(recipe: dict, variant: str) -> dict:
-    """``recipe`` (a task profile as a dict) as ``variant`` trains with it: its own recipe fields
-    (``variant_recipe``) in place of the task's, and only its unit options, so that a change made for
-    another variant does not change this cell."""
+    """``recipe`` (a task profile as a dict, ``TaskProfile.for_variant``'s) with only ``variant``'s unit
+    options and no other variant's own fields: a change made for another variant does not change this cell."""
     options = recipe.get("unit_options") or {}
-    own = (recipe.get("variant_recipe") or {}).get(variant, {})
     fields = {k: v for k, v in recipe.items() if k != "variant_recipe"}
-    return {**fields, **own, "unit_options": {variant: options[variant]} if variant in options else {}}
+    return {**fields, "unit_options": {variant: options[variant]} if variant in options else {}}
 
 
 def data_version(task: str, data: str) -> int:
@@ -121,7 +119,7 @@ def data_version(task: str, data: str) -> int:
 def cell_settings(cell: Cell, epochs: int | None = None, limit: int | None = None) -> dict:
     """What decides a cell's result beside its name: recipe (and its version), epochs, limit, data (and
     its version), options."""
-    recipe = get_profile(cell.profile).task(cell.task)
+    recipe = get_profile(cell.profile).task(cell.task).for_variant(cell.variant)
     return {"profile": cell.profile, "recipe": recipe_for(dataclasses.asdict(recipe), cell.variant),
             "recipe_version": profiles.RECIPE_VERSION, "epochs": recipe.epochs if epochs is None else epochs, "limit": limit, "data": cell.data,
             "data_version": data_version(cell.task, cell.data), "unit_options": dict(cell.options)}
@@ -196,7 +194,7 @@ def train_cell(cell: Cell, out_dir: str | Path | None = None, *, grid: str | Pat
     split, which is scored once. ``grid``: the grid folder (where a ``-from-static`` cell finds its twin).
     """
     profile = get_profile(cell.profile)
-    settings = profile.task(cell.task)
+    settings = profile.task(cell.task).for_variant(cell.variant)
     refit = cell.protocol == "refit"
     if refit and (settings.lr_schedule == "plateau" or settings.early_stopping_patience is not None):
         raise ValueError(f"{cell.name}: a refit trains the recipe's whole schedule and keeps its last epoch, so it "
