@@ -80,3 +80,41 @@ def test_condconv_routing_is_one_fully_connected_layer(dim):
     r = torch.sigmoid(gap(x) @ unit.attention_logits.weight.t() + unit.attention_logits.bias)
     expected = torch.cat([conv1(x[b:b + 1], sum(r[b, k] * unit.weight[k] for k in range(4)), unit) for b in range(3)])
     torch.testing.assert_close(unit(x), expected, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("dim", [1, 2])
+def test_dyconv_attention_norm_batch_normalises_the_hidden_layer(dim):
+    """GAP -> FC (no bias) -> BN -> ReLU -> FC -> softmax; in eval mode BN uses its running statistics."""
+    torch.manual_seed(2)
+    unit = layers.build("dyconv", 4, 6, 3, dim=dim, padding=1, attention_norm="batch").double()
+    assert unit.attention_hidden.bias is None and unit.batchnorm_in_attention
+    assert layers.needs_precise_batchnorm(unit)
+    assert not layers.needs_precise_batchnorm(layers.build("dyconv", 4, 6, 3, dim=dim, padding=1))
+    x = make_input(dim, batch=5, dtype=torch.float64)
+    unit.train()
+    hidden = unit.attention_hidden(gap(x))
+    normalised = (hidden - hidden.mean(0)) / torch.sqrt(hidden.var(0, unbiased=False) + unit.attention_norm.eps)
+    expected = torch.softmax(unit.attention_logits(torch.relu(normalised)), dim=1)
+    torch.testing.assert_close(unit.kernel_attention(x), expected, rtol=1e-10, atol=1e-10)
+    with torch.no_grad():
+        unit.attention_norm.running_mean.normal_()
+        unit.attention_norm.running_var.uniform_(0.5, 2.0)
+    unit.eval()
+    norm = unit.attention_norm
+    normalised = (unit.attention_hidden(gap(x)) - norm.running_mean) / torch.sqrt(norm.running_var + norm.eps)
+    expected = torch.softmax(unit.attention_logits(torch.relu(normalised)), dim=1)
+    torch.testing.assert_close(unit.kernel_attention(x), expected, rtol=1e-10, atol=1e-10)
+    # eval mode: each sample's attention is its own, whatever else is in the batch
+    torch.testing.assert_close(unit.kernel_attention(x[:1]), expected[:1], rtol=1e-10, atol=1e-10)
+
+
+def test_dyconv_attention_norm_errors_say_what_to_do():
+    with pytest.raises(ValueError, match="attention_norm must be one of none, batch"):
+        layers.build("dyconv", 4, 6, 3, padding=1, attention_norm="layer")
+    with pytest.raises(ValueError, match="needs routing='softmax'"):
+        layers.build("dyconv", 4, 6, 3, padding=1, routing="sigmoid", attention_norm="batch")
+    unit = layers.build("dyconv", 4, 6, 3, padding=1, attention_norm="batch").train()
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        unit(torch.randn(1, 4, 8, 8))
+    unit.eval()
+    assert unit(torch.randn(1, 4, 8, 8)).shape == (1, 6, 8, 8)
