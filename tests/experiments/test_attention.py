@@ -98,3 +98,19 @@ def test_trivial_baselines_are_computed_from_the_data():
     background = float((masks == 0).float().mean())
     assert trivial_baseline(scenes)["value"] == pytest.approx(background / present, abs=1e-6)
     assert near_baseline(0.14, 0.10) and not near_baseline(0.16, 0.10)
+
+
+def test_the_study_table_judges_the_goal_on_the_mean_and_counts_the_runs_that_meet_it():
+    from dynlab.experiments.study import attention_table
+
+    def row(variant, spread, probe):
+        return {"variant": variant, "attention": {"spread": spread, "spread_unit": "u", "probe": probe,
+                                                  "probe_unit": "u", "chance": 0.2}}
+    # mean spread 0.06 meets 0.05 though one run of three does not; mean 0.04 fails though one run meets it
+    rows = [row("global", 0.07, 0.8), row("global", 0.07, 0.8), row("global", 0.04, 0.8),
+            row("dyconv", 0.06, 0.8), row("dyconv", 0.03, 0.8), row("dyconv", 0.03, 0.8)]
+    lines = {line.split(" | ")[0].strip("| "): line for line in attention_table(rows)[2:]}
+    assert lines["global"].endswith("| yes (2/3 runs) |")
+    assert lines["dyconv"].endswith("| no (1/3 runs) |")
+    # the probe counts too: a mean probe below 3x chance fails whatever the spread
+    assert attention_table([row("local", 0.2, 0.5)])[2].endswith("| no (0/1 runs) |")
