@@ -9,7 +9,8 @@ record each class's test result (``per_class``), the course recipe builds segmen
 (later) ``odconv4x`` without their attention BatchNorm, ``hard`` gates after its own BatchNorm, the course
 recipe trains Adiac for 45 epochs, not 30 (the recorded recipe of the time-series row), and the segmentation
 scenes have a subject (new data for the segmentation fits; a row records its data's revision, and the
-recipe some variants train with on their own). These values were
+recipe some variants train with on their own), and the course recipe builds segmentation's ``dyconv``
+with a BatchNorm in its attention and ``global``'s SE at reduction 4. These values were
 recorded with the code as it stood then and are checked against the code as it stands now:
 
 - the losses and metrics of a short seeded ``fit`` of every variant on every task (quick-profile
