@@ -9,6 +9,7 @@ import io
 from collections.abc import Mapping, Sequence
 
 import matplotlib
+import matplotlib.patches
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -299,3 +300,212 @@ def plot_curves(rows: Sequence[Mapping]) -> "plt.Figure":
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6)
     return fig
+
+
+# -- one unit's attention, kind by kind (the explorer draws with these) -------------------------------
+
+#: what each attention kind is called in titles and captions
+KIND_NAMES = {
+    "kernel": "kernel attention", "channel": "input-channel attention", "filter": "output-channel attention",
+    "spatial": "spatial attention", "pixel": "pixel attention", "gates": "gates",
+    "orientation": "winning orientation", "se": "squeeze-and-excitation weights",
+}
+#: kinds that are maps over the unit's output positions (they can be drawn over the input)
+MAP_KINDS = ("pixel", "orientation")
+
+
+def _index_colours(levels: int):
+    return matplotlib.colormaps["viridis"].resampled(levels)
+
+
+def orientation_winners(orientation: torch.Tensor) -> np.ndarray:
+    """(C_out, *S) winning orientation per channel and position -> (*S): the most frequent winner over
+    the channels at each position (ties go to the lower orientation)."""
+    levels = 4 if orientation.dim() == 3 else 2
+    counts = torch.stack([(orientation == r).sum(0) for r in range(levels)])
+    return counts.argmax(0).numpy()
+
+
+def _stretched(ax, values: np.ndarray, image: torch.Tensor, **kwargs):
+    """``values`` (h, w) drawn over ``image`` (C, H, W), stretched to its size (nearest: each cell stays a block)."""
+    height, width = image.shape[-2:]
+    ax.imshow(_as_image(image))
+    return ax.imshow(values, extent=(-0.5, width - 0.5, height - 0.5, -0.5), interpolation="nearest", **kwargs)
+
+
+def draw_index_map(ax, index: np.ndarray, names: Sequence[str], image: torch.Tensor | None = None,
+                   title: str = "") -> None:
+    """An index per position (a kernel, an orientation): one colour per index, a colour bar naming them.
+
+    2D: an image, over ``image`` (C, H, W) when given. 1D: a strip, or with ``image`` (a series (1, L))
+    the series with each time step coloured by its index (positions stretched to the series' length).
+    """
+    levels = len(names)
+    cmap = _index_colours(levels)
+    norm = matplotlib.colors.BoundaryNorm(np.arange(levels + 1) - 0.5, levels)
+    if index.ndim == 2:
+        if image is not None:
+            shown = _stretched(ax, index, image, cmap=cmap, norm=norm, alpha=0.5)
+        else:
+            shown = ax.imshow(index, cmap=cmap, norm=norm, interpolation="nearest")
+        ax.axis("off")
+    elif image is not None:
+        series = image[0].detach().float().cpu().numpy()
+        positions = np.linspace(0, index.size - 1, series.size).round().astype(int)
+        ax.plot(series, color="grey", lw=0.5)
+        shown = ax.scatter(np.arange(series.size), series, c=index[positions], cmap=cmap, norm=norm, s=6)
+        ax.set_xlabel("time step")
+    else:
+        shown = ax.imshow(index[None, :], cmap=cmap, norm=norm, aspect="auto", interpolation="nearest")
+        ax.set_box_aspect(0.2)
+        ax.set_yticks([])
+        ax.set_xlabel("position")
+    bar = ax.figure.colorbar(shown, ax=ax, fraction=0.046, ticks=range(levels))
+    bar.ax.set_yticklabels(list(names), fontsize=7)
+    ax.set_title(title, fontsize=9)
+
+
+def draw_weights(ax, values, title: str = "", xlabel: str = "index") -> None:
+    """A vector of attention weights as bars (kernel, channel, filter and SE attention)."""
+    values = np.asarray(values, dtype=float)
+    ax.bar(np.arange(values.size), values, width=0.8 if values.size <= 16 else 1.0, color="tab:blue")
+    if values.size <= 16:
+        ax.set_xticks(range(values.size))
+    if values.size and values.min() >= 0 and values.max() <= 1:
+        ax.set_ylim(0, 1)
+    ax.set_xlabel(xlabel, fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.set_title(title, fontsize=9)
+
+
+def draw_spatial_attention(ax, values, kernel_size: Sequence[int]) -> None:
+    """Attention over a kernel's positions: a k x k grid (2D) or a strip of k taps (1D), each cell labelled."""
+    values = np.asarray(values, dtype=float)
+    shape = tuple(int(k) for k in kernel_size)
+    if values.size != int(np.prod(shape)):
+        raise ValueError(f"spatial attention has {values.size} values; a kernel of size {shape} has "
+                         f"{int(np.prod(shape))} positions")
+    grid = values.reshape(shape if len(shape) == 2 else (1, shape[0]))
+    shown = ax.imshow(grid, cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
+    for (row, col), value in np.ndenumerate(grid):
+        ax.text(col, row, f"{value:.2f}", ha="center", va="center", fontsize=7,
+                color="black" if value > 0.6 else "white")
+    ax.set_xticks(range(grid.shape[1]))
+    ax.set_yticks(range(grid.shape[0]) if len(shape) == 2 else [])
+    ax.tick_params(labelsize=7)
+    ax.figure.colorbar(shown, ax=ax, fraction=0.046, shrink=1.0 if len(shape) == 2 else 0.5)
+    where = "x".join(map(str, shape)) + (" kernel positions" if len(shape) == 2 else " kernel taps")
+    ax.set_title(f"spatial attention over the {where}", fontsize=9)
+
+
+def draw_gates(ax, gates) -> None:
+    """Open (1) and closed (0) output channels as a strip: one cell per channel."""
+    gates = np.asarray(gates, dtype=float).reshape(1, -1)
+    cmap = matplotlib.colors.ListedColormap(["#d9d9d9", "#2ca02c"])
+    ax.imshow(gates, cmap=cmap, vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+    ax.set_box_aspect(0.2)
+    ax.set_yticks([])
+    ax.set_xlabel("output channel", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.set_title(f"gates: {int(gates.sum())} of {gates.size} open (green)", fontsize=9)
+
+
+def draw_kernel_maps(spec, pixel: torch.Tensor, image: torch.Tensor | None = None) -> list:
+    """``local``'s pixel attention (K, *S) for one sample in the figure region ``spec`` (a SubplotSpec):
+    one small map per kernel (its weight at each position, 0 to 1) and, on the right, the strongest
+    kernel at each position (over ``image`` when given). Returns the axes, the kernels' first."""
+    pixel = pixel.detach().float().cpu()
+    kernels = pixel.shape[0]
+    rows = 2 if kernels > 2 else 1
+    cols = -(-kernels // rows)
+    grid = spec.subgridspec(rows, cols + 1, wspace=0.15, hspace=0.35, width_ratios=[1] * cols + [1.6])
+    fig = spec.get_gridspec().figure
+    axes = []
+    for k in range(kernels):
+        ax = fig.add_subplot(grid[k // cols, k % cols])
+        if pixel.dim() == 3:
+            ax.imshow(pixel[k].numpy(), cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
+            ax.axis("off")
+        else:
+            ax.plot(pixel[k].numpy(), color="tab:blue", lw=1)
+            ax.set_ylim(0, 1)
+            ax.tick_params(labelsize=6)
+        ax.set_title(f"kernel {k}", fontsize=8)
+        axes.append(ax)
+    if pixel.dim() == 3:
+        fig.colorbar(axes[0].images[0], ax=axes, fraction=0.05, shrink=0.8).ax.tick_params(labelsize=7)
+    strongest = fig.add_subplot(grid[:, cols])
+    draw_index_map(strongest, pixel.argmax(0).numpy(), [str(k) for k in range(kernels)], image,
+                   "strongest kernel")
+    return axes + [strongest]
+
+
+def attention_columns(kind: str | None) -> int:
+    """How many figure columns ``draw_unit_attention`` takes for a kind (``pixel``'s per-kernel maps take two)."""
+    return 2 if kind == "pixel" else 1
+
+
+def draw_unit_attention(spec, kind: str | None, value: torch.Tensor | None, kernel_size: Sequence[int] | None = None,
+                        image: torch.Tensor | None = None) -> list:
+    """One kind of one unit's attention for one sample (``value`` without the batch axis), drawn as its
+    shape in the figure region ``spec``: ``spatial`` as the kernel's grid (needs ``kernel_size``),
+    ``kernel``/``channel``/``filter``/``se`` as bars, ``gates`` as an on/off strip, ``pixel`` as per-kernel
+    maps and the strongest kernel, ``orientation`` as the winning orientation per position. Map kinds
+    are drawn over ``image`` (the input) when it is given. ``kind`` None: a static convolution, said in words."""
+    if kind == "pixel":
+        return draw_kernel_maps(spec, value, image)
+    ax = spec.get_gridspec().figure.add_subplot(spec)
+    if kind is None:
+        ax.text(0.5, 0.5, "a static convolution:\nno attention of its own", ha="center", va="center")
+        ax.axis("off")
+    elif kind == "orientation":
+        levels = 4 if value.dim() == 3 else 2
+        draw_index_map(ax, orientation_winners(value), ORIENTATION_NAMES[value.dim() - 1][:levels], image,
+                       "winning orientation (most frequent)")
+    elif kind == "spatial":
+        if kernel_size is None:
+            raise ValueError("spatial attention is drawn as the kernel's grid: give kernel_size")
+        draw_spatial_attention(ax, value.numpy(), kernel_size)
+    elif kind == "gates":
+        draw_gates(ax, value.numpy())
+    elif kind in KIND_NAMES:
+        axis = {"kernel": "kernel", "channel": "input channel", "filter": "output channel", "se": "channel"}[kind]
+        draw_weights(ax, value.numpy(), f"{KIND_NAMES[kind]}: {value.numel()} weights", axis)
+    else:
+        raise ValueError(f"unknown attention kind {kind!r}; known: {', '.join(KIND_NAMES)}")
+    return [ax]
+
+
+def plot_unit_attention(kinds: Mapping[str, torch.Tensor], kind: str, sample: int = 0,
+                        kernel_size: Sequence[int] | None = None, x: torch.Tensor | None = None,
+                        overlay: bool = False) -> "plt.Figure":
+    """The input and one kind of one unit's attention (a value of ``collect_attention``'s result), as the
+    explorer draws it; ``overlay`` draws a map kind over the input."""
+    if kind not in kinds:
+        raise ValueError(f"this unit records {', '.join(sorted(kinds)) or 'no attention'}, not {kind!r}")
+    columns = attention_columns(kind) + (1 if x is not None else 0)
+    fig = plt.figure(figsize=(3.2 * columns, 3.0))
+    plt.close(fig)
+    grid = fig.add_gridspec(1, columns)
+    if x is not None:
+        draw_input(fig.add_subplot(grid[0, 0]), x[sample])
+    image = x[sample] if x is not None and overlay and kind in MAP_KINDS else None
+    draw_unit_attention(grid[0, 1 if x is not None else 0:], kind, kinds[kind][sample], kernel_size, image)
+    return fig
+
+
+def draw_mask(ax, image: torch.Tensor, mask, title: str = "", class_names: Sequence[str] | None = None) -> None:
+    """Class colours of a mask (H, W) over its image (C, H, W); 255 (ignore) is white. With
+    ``class_names``, a legend below names the classes present."""
+    mask = np.asarray(mask)
+    ax.imshow(_as_image(image))
+    ax.imshow(colourise(mask), alpha=0.6)
+    ax.set_title(title, fontsize=9)
+    ax.axis("off")
+    if class_names is not None:
+        present = [int(c) for c in np.unique(mask) if c != 255]
+        handles = [matplotlib.patches.Patch(color=SEGMENTATION_COLOURS[c % len(SEGMENTATION_COLOURS)] / 255,
+                                            label=class_names[c] if c < len(class_names) else f"class {c}")
+                   for c in present]
+        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2, fontsize=7,
+                  frameon=False, handlelength=1)

@@ -1,4 +1,5 @@
 """Pictures and the explorer, headless: every plot returns a figure; every control redraws the picture."""
+import matplotlib.pyplot
 import numpy as np
 import pytest
 import torch
@@ -127,3 +128,89 @@ def test_the_metric_plot_draws_error_bars_only_where_a_variant_has_several_runs(
     single = [r for r in rows if r["seed"] == 0]
     ax = viz.plot_metric_per_variant(single).axes[0]
     assert not [c for c in ax.containers if type(c).__name__ == "ErrorbarContainer"]
+
+
+# -- one unit's attention, kind by kind (what the explorer draws) ------------------------------------
+
+def _blank_figure():
+    fig = matplotlib.pyplot.figure()
+    matplotlib.pyplot.close(fig)
+    return fig
+
+
+def test_spatial_attention_is_drawn_as_the_kernels_grid():
+    fig, axes = viz._figure(1, 2)
+    viz.draw_spatial_attention(axes[0, 0], np.linspace(0, 1, 9), (3, 3))
+    grid = axes[0, 0].images[0].get_array()
+    assert grid.shape == (3, 3) and grid[0, 0] == 0 and grid[2, 2] == 1  # row by row, as the kernel's weights
+    assert [t.get_text() for t in axes[0, 0].texts][:2] == ["0.00", "0.12"] and len(axes[0, 0].texts) == 9
+    assert "3x3" in axes[0, 0].get_title()
+    viz.draw_spatial_attention(axes[0, 1], np.full(5, 0.5), (5,))
+    assert axes[0, 1].images[0].get_array().shape == (1, 5) and "5 kernel taps" in axes[0, 1].get_title()
+    with pytest.raises(ValueError, match="9 positions"):
+        viz.draw_spatial_attention(axes[0, 0], np.ones(8), (3, 3))
+
+
+def test_gates_are_an_on_off_strip_and_weights_are_bars():
+    fig, axes = viz._figure(1, 2)
+    viz.draw_gates(axes[0, 0], np.array([1.0, 0.0, 1.0, 1.0]))
+    assert axes[0, 0].images[0].get_array().tolist() == [[1.0, 0.0, 1.0, 1.0]]
+    assert axes[0, 0].get_title().startswith("gates: 3 of 4 open")
+    viz.draw_weights(axes[0, 1], np.array([0.25, 0.75]), "kernel attention", "kernel")
+    assert [p.get_height() for p in axes[0, 1].patches] == [0.25, 0.75] and axes[0, 1].get_ylim() == (0, 1)
+
+
+@pytest.mark.parametrize("shape", [(4, 6, 6), (4, 20)])
+def test_pixel_attention_gets_one_map_per_kernel_and_the_strongest_kernel(shape):
+    pixel = torch.softmax(torch.randn(*shape), 0)
+    fig = _blank_figure()
+    image = torch.randn(3, 24, 24) if len(shape) == 3 else torch.randn(1, 20)
+    axes = viz.draw_unit_attention(fig.add_gridspec(1, 2)[0, :], "pixel", pixel, image=image)
+    assert [ax.get_title() for ax in axes] == ["kernel 0", "kernel 1", "kernel 2", "kernel 3", "strongest kernel"]
+    if len(shape) == 3:
+        assert np.array_equal(axes[0].images[0].get_array(), pixel[0].numpy())
+        strongest = axes[-1].images[-1].get_array()  # drawn over the input, the first image
+        assert len(axes[-1].images) == 2 and np.array_equal(strongest, pixel.argmax(0).numpy())
+    else:
+        assert np.allclose(axes[0].lines[0].get_ydata(), pixel[0].numpy())
+    assert viz.attention_columns("pixel") == 2 and viz.attention_columns("kernel") == 1
+
+
+def test_the_winning_orientation_is_the_most_frequent_over_channels_with_one_colour_each():
+    winners = torch.zeros(3, 2, 2, dtype=torch.long)
+    winners[:2, 0, 0] = 3
+    winners[:, 1, 1] = 1
+    assert viz.orientation_winners(winners).tolist() == [[3, 0], [0, 1]]
+    fig = _blank_figure()
+    (ax,) = viz.draw_unit_attention(fig.add_gridspec(1, 1)[0, 0], "orientation", winners)
+    colourbar = fig.axes[-1]
+    assert [t.get_text() for t in colourbar.get_yticklabels()] == ["0°", "90°", "180°", "270°"]
+    assert ax.images[0].cmap.N == 4
+    series = torch.tensor([[0, 1, 1], [1, 1, 0]])
+    assert viz.orientation_winners(series).tolist() == [0, 1, 0]
+
+
+@pytest.mark.parametrize("variant", ["global", "local", "hard", "odconv4x", "orient"])
+def test_each_kind_of_a_unit_is_drawn_alone_and_over_the_input(variant):
+    model = _model(variant, "classification")
+    x = torch.randn(2, 3, 16, 16)
+    name, kinds = list(layers.collect_attention(model, x).items())[-1]
+    kernel_size = getattr(dict(model.named_modules())[name], "kernel_size", None)
+    for kind in kinds:
+        alone = viz.plot_unit_attention(kinds, kind, 1, kernel_size)
+        over = viz.plot_unit_attention(kinds, kind, 1, kernel_size, x=x, overlay=True)
+        assert viz.figure_png(alone)[:4] == b"\x89PNG" and viz.figure_png(over)[:4] == b"\x89PNG"
+        if kind in viz.MAP_KINDS:  # the map is drawn over the input image: two images in its panel
+            assert len(over.axes[-2].images) == 2  # the map's panel is the last but its colour bar
+    with pytest.raises(ValueError, match="not 'filter'" if variant != "odconv4x" else "not 'pixel'"):
+        viz.plot_unit_attention(kinds, "filter" if variant != "odconv4x" else "pixel")
+
+
+def test_a_mask_names_the_classes_it_shows():
+    mask = torch.zeros(8, 8, dtype=torch.long)
+    mask[:4] = 2
+    mask[0, 0] = 255
+    fig, axes = viz._figure(1, 1)
+    viz.draw_mask(axes[0, 0], torch.randn(3, 8, 8), mask, "ground truth", ["background", "disc", "ring"])
+    assert [t.get_text() for t in axes[0, 0].get_legend().get_texts()] == ["background", "ring"]
+    assert (viz.colourise(mask)[0, 0] == 255).all()

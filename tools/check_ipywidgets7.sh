@@ -14,4 +14,4 @@ assert ipywidgets.__version__ == "7.7.1", ipywidgets.__version__
 print(f"ipywidgets {ipywidgets.__version__} from {ipywidgets.__file__}", file=sys.stderr)
 PY
 PYTHONPATH="$overlay" MPLBACKEND=Agg "$python" -m pytest -q -p no:cacheprovider \
-    tests/test_viz_widgets.py tests/test_device_handling.py
+    tests/test_viz_widgets.py tests/test_explorer.py tests/test_device_handling.py

@@ -263,12 +263,8 @@ def _entry(man: dict, variant: str, task: str, path: Path) -> dict:
     raise CourseModelsUnavailable(f"{path} has no course model for {variant} on {task}")
 
 
-def load_course_model(variant: str, task: str, *, folder: Path | None = None, quiet: bool = False) -> Run:
-    """The shipped ``variant`` trained on ``task``, re-evaluated on the test split here.
-
-    Its history is the training run's; its test metric is the one measured now, and a line is printed
-    if that differs from the manifest's by more than ``TOLERANCE``.
-    """
+def _stored_model(variant: str, task: str, folder: Path | None, data) -> tuple:
+    """(manifest, its entry, the stored file's contents, the data, the model with its weights) of a course model."""
     folder, man = manifest(folder)
     entry = _entry(man, variant, task, folder / MANIFEST)
     path = folder / entry["file"]
@@ -279,7 +275,7 @@ def load_course_model(variant: str, task: str, *, folder: Path | None = None, qu
                               "delete it and load again (or retrain)")
     stored = read_stored(path)
     cell = course_cell(variant, task)
-    data = cell_data(cell, man.get("limit"))
+    data = data if data is not None else cell_data(cell, man.get("limit"))
     model = build_cell_model(cell, data)
     if stored.get("format") != FORMAT or stored.get("variant") != variant or stored.get("task") != task:
         raise CheckpointError(f"{path} is not the course model of {variant} on {task} (format {FORMAT}): "
@@ -288,6 +284,24 @@ def load_course_model(variant: str, task: str, *, folder: Path | None = None, qu
     model.load_state_dict(restore_state(stored["weights"]))
     if stored.get("temperature") is not None:
         layers.set_temperature(model, stored["temperature"])
+    return man, entry, {**stored, "path": path}, data, model
+
+
+def load_course_network(variant: str, task: str, *, folder: Path | None = None, data=None) -> torch.nn.Module:
+    """The shipped ``variant`` trained on ``task``, as a model in eval mode on the CPU, without the
+    re-evaluation on the test split that ``load_course_model`` does (what the explorer needs: a model to
+    look at, at once). ``data``: the task's ``TaskData``, if the caller has it (it sets the model's shape)."""
+    return _stored_model(variant, task, folder, data)[4].eval()
+
+
+def load_course_model(variant: str, task: str, *, folder: Path | None = None, quiet: bool = False) -> Run:
+    """The shipped ``variant`` trained on ``task``, re-evaluated on the test split here.
+
+    Its history is the training run's; its test metric is the one measured now, and a line is printed
+    if that differs from the manifest's by more than ``TOLERANCE``.
+    """
+    man, entry, stored, data, model = _stored_model(variant, task, folder, None)
+    cell = course_cell(variant, task)
     history = History.from_dict(stored["history"])
     test = _test(model, data, task)
     metric = float(test[entry["metric_name"]])
@@ -297,5 +311,5 @@ def load_course_model(variant: str, task: str, *, folder: Path | None = None, qu
     history.test = test
     profile = get_profile(PROFILE)
     return Run(cell, model, history, data, entry["params"], entry["macs"], "cpu", len(data.train), None,
-               {"course_model": str(path), "storage": entry["storage"]}, trivial_baseline(data), {},
+               {"course_model": str(stored["path"]), "storage": entry["storage"]}, trivial_baseline(data), {},
                per_class(model, data, batch_size=profile.task(task).batch_size))
