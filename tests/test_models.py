@@ -142,3 +142,81 @@ def test_wrong_input_rank_is_refused_clearly():
         resnet18("base", 10, stem="small", width=8)(torch.randn(3, 16, 16))
     with pytest.raises(ValueError, match="expects series"):
         tsresnet("base", 5)(torch.randn(2, 176))
+
+
+
+def _block_reference(block, x, position):
+    """A BasicBlock's forward written out, with its post-block attention before or after the residual add."""
+    identity = x if block.downsample is None else block.downsample(x)
+    out = block.bn2(block.conv2(torch.relu(block.bn1(block.conv1(x)))))
+    if position == "before_add":
+        return torch.relu(block.attention(out) + identity)
+    return torch.relu(block.attention(out + identity))
+
+
+@pytest.mark.parametrize("position", ["before_add", "after_add"])
+def test_attention_position_places_se_before_or_after_the_residual_add(position):
+    torch.manual_seed(0)
+    model = resnet18("global", 10, stem="small", width=8, attention_position=position).eval()
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        features = model.relu(model.bn1(model.conv1(x)))
+        for block in (model.layer1[0], model.layer2[0]):  # an identity shortcut, then a 1x1 downsample
+            assert block.attention_position == position
+            torch.testing.assert_close(block(features), _block_reference(block, features, position))
+            other = "after_add" if position == "before_add" else "before_add"
+            assert not torch.allclose(block(features), _block_reference(block, features, other))
+            features = block(features)
+
+
+def test_attention_position_default_is_before_add_and_changes_no_weight():
+    torch.manual_seed(0)
+    default = resnet18("global", 10, stem="small", width=8).eval()
+    torch.manual_seed(0)
+    explicit = resnet18("global", 10, stem="small", width=8, attention_position="before_add").eval()
+    after = resnet18("global", 10, stem="small", width=8, attention_position="after_add").eval()
+    blocks = [m for m in default.modules() if hasattr(m, "attention_position")]
+    assert len(blocks) == 8 and {b.attention_position for b in blocks} == {"before_add"}
+    assert [(n, p.shape) for n, p in default.state_dict().items()] == \
+        [(n, p.shape) for n, p in after.state_dict().items()]
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(default(x), explicit(x))
+        after.load_state_dict(default.state_dict())
+        assert not torch.allclose(default(x), after(x))
+
+
+def _attention_forced_to_one(model):
+    for module in model.modules():
+        if isinstance(module, layers.SqueezeExcite):
+            torch.nn.init.zeros_(module.excite.weight)
+            torch.nn.init.constant_(module.excite.bias, 100.0)  # sigmoid(100) == 1 in float32
+    return model
+
+
+@pytest.mark.parametrize("build, shape", [
+    (lambda position: resnet18("global", 10, stem="small", width=8, attention_position=position), (2, 3, 16, 16)),
+    (lambda position: tsresnet("global", 5, channels=(8, 16, 16), attention_position=position), (2, 1, 64)),
+    (lambda position: segmentation_model("global", 4, width=8, attention_position=position), (2, 3, 32, 32)),
+])
+def test_with_the_attention_at_one_both_positions_give_the_same_output(build, shape):
+    torch.manual_seed(0)
+    before, after = build("before_add").eval(), build("after_add").eval()
+    after.load_state_dict(before.state_dict())
+    x = torch.randn(shape)
+    with torch.no_grad():
+        assert not torch.allclose(before(x), after(x))  # with SE's own weights the position matters
+        _attention_forced_to_one(before)
+        after.load_state_dict(before.state_dict())
+        torch.testing.assert_close(before(x), after(x))
+
+
+@pytest.mark.parametrize("make", [
+    lambda: resnet18("global", 10, attention_position="after"),
+    lambda: tsresnet("global", 5, attention_position="post"),
+    lambda: segmentation_model("global", 4, width=8, attention_position=None),
+])
+def test_a_bad_attention_position_is_refused_in_one_line(make):
+    with pytest.raises(ValueError, match="attention_position must be 'before_add' .* or 'after_add'") as error:
+        make()
+    assert "\n" not in str(error.value)

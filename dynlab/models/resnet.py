@@ -2,10 +2,16 @@
 
 Written after torchvision's ``resnet.py``: the same BasicBlock and stage layout, except that the
 block's two 3x3 convolutions come from an injected ``conv_layer`` and an optional post-block
-attention (``global``'s squeeze-and-excitation) from ``attn_layer``, after the block's last BN and
-before the residual add, as torchvision injects ``norm_layer`` and timm ``attn_layer``. ``resnet18``
-resolves a variant's name to those two layers once, through the registry. The stem and the 1x1
-downsample convolutions stay static, as in the ODConv reference.
+attention (``global``'s squeeze-and-excitation) from ``attn_layer``, as torchvision injects
+``norm_layer`` and timm ``attn_layer``. ``resnet18`` resolves a variant's name to those two layers
+once, through the registry. The stem and the 1x1 downsample convolutions stay static, as in the
+ODConv reference.
+
+``attention_position`` says where the post-block attention sits: ``"before_add"`` (the default, as
+SE-ResNet places it) scales the residual branch after the block's last BN, before the shortcut is
+added; ``"after_add"`` scales the sum, shortcut included, before the final ReLU. For attention with
+positive weights (SE's sigmoid) scaling before or after that ReLU is the same, so ``"after_add"`` is
+Hu et al.'s "SE-POST" placement.
 """
 from __future__ import annotations
 
@@ -23,12 +29,23 @@ STEMS = ("imagenet", "small")
 
 ConvLayer = Callable[..., nn.Module]
 AttnLayer = Callable[[int], nn.Module]
+#: where a block's post-block attention sits: on the residual branch, or on the sum with the shortcut
+ATTENTION_POSITIONS = ("before_add", "after_add")
+
+
+def check_attention_position(position: str) -> str:
+    """``position`` if it is one of ``ATTENTION_POSITIONS``; otherwise a one-line error that lists them."""
+    if position not in ATTENTION_POSITIONS:
+        raise ValueError(f"attention_position must be 'before_add' (on the residual branch, the default) or "
+                         f"'after_add' (on the sum with the shortcut), got {position!r}")
+    return position
 
 
 class BasicBlock(nn.Module):
     def __init__(self, in_channels: int, channels: int, stride: int = 1, dilation: int = 1, dim: int = 2, *,
-                 conv_layer: ConvLayer, attn_layer: AttnLayer | None = None):
+                 conv_layer: ConvLayer, attn_layer: AttnLayer | None = None, attention_position: str = "before_add"):
         super().__init__()
+        self.attention_position = check_attention_position(attention_position)
         self.conv1 = conv_layer(in_channels, channels, 3, dim=dim, stride=stride, padding=dilation, dilation=dilation)
         self.bn1 = norm_after(self.conv1, channels, dim)
         self.relu = nn.ReLU(inplace=True)
@@ -44,8 +61,10 @@ class BasicBlock(nn.Module):
     def forward(self, x):
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
-        out = self.attention(self.bn2(self.conv2(out)))
-        return self.relu(out + identity)
+        out = self.bn2(self.conv2(out))
+        if self.attention_position == "after_add":
+            return self.relu(self.attention(out + identity))
+        return self.relu(self.attention(out) + identity)
 
 
 class ResNet(nn.Module):
@@ -56,7 +75,7 @@ class ResNet(nn.Module):
 
     def __init__(self, conv_layer: ConvLayer, attn_layer: AttnLayer | None = None, num_classes=1000, dim=2,
                  in_channels=3, stem="imagenet", width=64, dropout=0.2, blocks=(2, 2, 2, 2), dilate: int = 0,
-                 variant: str | None = None):
+                 variant: str | None = None, attention_position: str = "before_add"):
         super().__init__()
         check_dim(dim)
         if stem not in STEMS:
@@ -77,7 +96,8 @@ class ResNet(nn.Module):
         self.bn1 = _BN[dim](width)
         self.relu = nn.ReLU(inplace=True)
         stages, channels, dilation = [], width, 1
-        layers_of = dict(conv_layer=conv_layer, attn_layer=attn_layer)
+        layers_of = dict(conv_layer=conv_layer, attn_layer=attn_layer,
+                         attention_position=check_attention_position(attention_position))
         for index, count in enumerate(blocks):
             out_channels = width * 2 ** index
             stride, first_dilation = (1 if index == 0 else 2), dilation
@@ -123,7 +143,7 @@ class ResNet(nn.Module):
 
 
 def resnet18(variant="base", num_classes=1000, dim=2, in_channels=3, stem="imagenet", width=64, dropout=0.2,
-             dilate=0, **unit_options) -> ResNet:
+             dilate=0, attention_position="before_add", **unit_options) -> ResNet:
     """BasicBlock ResNet-18 whose 3x3 block convolutions are ``variant``'s conv unit.
 
     ``stem="imagenet"``: 7x7 stride-2 convolution and max-pool (224x224 as in the paper, or 64x64).
@@ -131,7 +151,9 @@ def resnet18(variant="base", num_classes=1000, dim=2, in_channels=3, stem="image
     ``width`` scales every stage (64 is ResNet-18; the quick profile uses a narrower network).
     ``dilate``: how many of the last stages are dilated instead of strided (for segmentation: with the
     ImageNet stem, 1 gives output stride 16, 2 gives 8).
+    ``attention_position``: ``"before_add"`` (default) or ``"after_add"``, where the post-block
+    attention of ``global`` sits (see the module's docstring).
     """
     conv_layer, attn_layer = layers.factories(variant, **unit_options)
     return ResNet(conv_layer, attn_layer, num_classes, dim, in_channels, stem, width, dropout,
-                  dilate=dilate, variant=variant)
+                  dilate=dilate, variant=variant, attention_position=attention_position)

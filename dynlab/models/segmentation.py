@@ -51,12 +51,13 @@ def dilated_stages(stem: str, output_stride: int) -> int:
 
 class SegmentationModel(nn.Module):
     def __init__(self, variant="base", num_classes=21, in_channels=3, width=64, stem="imagenet", output_stride=16,
-                 head_channels=256, atrous_rates=(12, 24, 36), **unit_options):
+                 head_channels=256, atrous_rates=(12, 24, 36), attention_position="before_add", **unit_options):
         super().__init__()
         self.variant = variant
         self.output_stride = output_stride
         self.backbone = resnet18(variant, num_classes=1, in_channels=in_channels, stem=stem, width=width,
-                                 dropout=0.0, dilate=dilated_stages(stem, output_stride), **unit_options)
+                                 dropout=0.0, dilate=dilated_stages(stem, output_stride),
+                                 attention_position=attention_position, **unit_options)
         # classification parts of the backbone are not used
         self.backbone.fc = nn.Identity()
         self.head = deeplab_head(self.backbone.out_channels, num_classes, head_channels, atrous_rates)
@@ -68,9 +69,11 @@ class SegmentationModel(nn.Module):
 
 
 def segmentation_model(variant="base", num_classes=21, in_channels=3, width=64, stem="imagenet", output_stride=16,
-                       head_channels=256, atrous_rates=(12, 24, 36), **unit_options) -> SegmentationModel:
+                       head_channels=256, atrous_rates=(12, 24, 36), attention_position="before_add",
+                       **unit_options) -> SegmentationModel:
     """Dilated ResNet-18 + DeepLabV3 head; logits at the input size, 255 = ignore.
 
-    The defaults are DeepLabV3's (output stride 16, 256 channels, rates 12, 24, 36)."""
+    The defaults are DeepLabV3's (output stride 16, 256 channels, rates 12, 24, 36).
+    ``attention_position``: where ``global``'s post-block attention sits, as in ``resnet18``."""
     return SegmentationModel(variant, num_classes, in_channels, width, stem, output_stride, head_channels,
-                             atrous_rates, **unit_options)
+                             atrous_rates, attention_position, **unit_options)

@@ -15,11 +15,14 @@ from torch import nn
 
 from .. import layers
 from ..layers.unit import norm_after
+from .resnet import check_attention_position
 
 
 class TSBlock(nn.Module):
-    def __init__(self, in_channels, channels, kernels=(7, 5, 3), *, conv_layer, attn_layer=None):
+    def __init__(self, in_channels, channels, kernels=(7, 5, 3), *, conv_layer, attn_layer=None,
+                 attention_position="before_add"):
         super().__init__()
+        self.attention_position = check_attention_position(attention_position)
         convs, norms, previous = [], [], in_channels
         for k in kernels:
             convs.append(conv_layer(previous, channels, k, dim=1, padding=k // 2))
@@ -36,18 +39,21 @@ class TSBlock(nn.Module):
             out = norm(conv(out))
             if index < len(self.convs) - 1:
                 out = self.relu(out)
+        if self.attention_position == "after_add":
+            return self.relu(self.attention(out + self.shortcut(x)))
         return self.relu(self.attention(out) + self.shortcut(x))
 
 
 class TSResNet(nn.Module):
     def __init__(self, variant="base", num_classes=37, in_channels=1, channels=(64, 128, 128), dropout=0.0,
-                 **unit_options):
+                 attention_position="before_add", **unit_options):
         super().__init__()
         conv_layer, attn_layer = layers.factories(variant, **unit_options)
         self.variant = variant
         blocks, previous = [], in_channels
         for c in channels:
-            blocks.append(TSBlock(previous, c, conv_layer=conv_layer, attn_layer=attn_layer))
+            blocks.append(TSBlock(previous, c, conv_layer=conv_layer, attn_layer=attn_layer,
+                                  attention_position=attention_position))
             previous = c
         self.blocks = nn.Sequential(*blocks)
         self.dropout = nn.Dropout(dropout)
@@ -61,9 +67,11 @@ class TSResNet(nn.Module):
 
 
 def tsresnet(variant="base", num_classes=37, in_channels=1, channels=(64, 128, 128), dropout=0.0,
-             **unit_options) -> TSResNet:
-    """Wang et al.'s 1D ResNet with ``variant``'s conv units (every variant in the time-series task)."""
-    return TSResNet(variant, num_classes, in_channels, tuple(channels), dropout, **unit_options)
+             attention_position="before_add", **unit_options) -> TSResNet:
+    """Wang et al.'s 1D ResNet with ``variant``'s conv units (every variant in the time-series task).
+
+    ``attention_position``: where ``global``'s post-block attention sits, as in ``resnet18``."""
+    return TSResNet(variant, num_classes, in_channels, tuple(channels), dropout, attention_position, **unit_options)
 
 
 class PaperCNN(nn.Module):
