@@ -5,7 +5,7 @@ a shape or a property that can be checked. A check computes the right answer wit
 stored number that a change to the code would leave stale), prints one line that says right or not yet,
 and why, and returns True or False, so a solution can ``assert`` it. Exercises whose answer is an
 argument have worked answers only, in ``notebooks/solutions/``, apart from the student notebooks;
-``tests/test_exercises.py`` runs every check against right and wrong answers, and ``make test`` runs
+``tests/exercises/`` runs every check against right and wrong answers, and ``make test`` runs
 every solution notebook.
 """
 from __future__ import annotations
