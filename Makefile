@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 TORCH_PIN := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install study test lab flops clean-venv screenshots
+.PHONY: install study test lab flops clean-venv screenshots book
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ screenshots: $(STAMP)
 	rm -f assets/screens/*.png
 	DYNLAB_SCREENS=$(CURDIR)/assets/screens DYNLAB_BROWSER_REQUIRED=1 $(PY) -m pytest tests/browser \
 		-k test_run_all_cells -p no:cacheprovider
+
+# The course as it runs, a static site in build/book: every notebook run alone from the built wheel in
+# the quick profile (loading the course models), rendered to HTML with its outputs, and an index.
+book: $(STAMP)
+	DYNLAB_QUICK=1 DYNLAB_CPU_BF16=0 MPLBACKEND=Agg $(PY) tools/book.py --out build/book
 
 lab: $(STAMP)
 	DYNLAB_CPU_BF16=0 $(VENV)/bin/jupyter lab notebooks/

@@ -5,7 +5,10 @@ outputs with float32 arithmetic, so they run in float32 on any CPU, and notebook
 (nbval kernels inherit the environment) do too; ``tests/test_cpu_bf16.py`` tests the bfloat16 path.
 """
 import os
+import subprocess
+import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 import torch
@@ -27,3 +30,22 @@ def _threads(request):
         torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+class AloneRun(NamedTuple):
+    """One run of ``tools/run_alone.py --keep`` over the course notebooks."""
+
+    done: subprocess.CompletedProcess  #: the tool's exit status and printed lines
+    kept: Path  #: each notebook as executed, outputs included (``<name>.ipynb``)
+
+
+@pytest.fixture(scope="session")
+def alone_run(tmp_path_factory) -> AloneRun:
+    """Every course notebook run once alone from the wheel, shared by the tests that need it:
+    ``tests/test_alone.py`` checks the run, ``tests/test_book.py`` renders the book from what it kept."""
+    root = Path(__file__).resolve().parents[1]
+    notebooks = sorted(path.name for path in (root / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    kept = tmp_path_factory.mktemp("executed")
+    done = subprocess.run([sys.executable, str(root / "tools" / "run_alone.py"), *notebooks, "--timeout", "900",
+                           "--keep", str(kept)], capture_output=True, text=True, timeout=2900)
+    return AloneRun(done, kept)
