@@ -394,8 +394,14 @@ class Lab:
 
     # -- pictures ------------------------------------------------------------------------------
     def screenshot(self, name: str, element=None) -> Path:
+        """A PNG of the page (or of ``element``) in 256 colours: what `make screenshots` commits stays small."""
+        from PIL import Image  # matplotlib's dependency
+
         path = self.screens / f"{name}.png"
         (element or self.page).screenshot(path=str(path), animations="disabled")
+        with Image.open(path) as shot:
+            small = shot.convert("RGB").quantize(colors=256, method=Image.Quantize.FASTOCTREE)
+        small.save(path, optimize=True)
         return path
 
     def image_digest(self, image) -> tuple[str, str]:

@@ -27,6 +27,9 @@ EXPLORER_RENDER_S = 180  # one redraw of the explorer (a variant or task switch 
 # Notebooks ending with an explorer, and the controls that legitimately offer a single value there
 # (a variant notebook explores its own variant only).
 EXPLORERS = {VARIANT_NOTEBOOK: {"variant": ["global"]}, "09_comparison_study": {}}
+# The explorer's screenshots (assets/screens/ through `make screenshots`): the comparison notebook's, one
+# per control, the first time it changes; the variant notebooks hold the same explorer.
+EXPLORER_SCREENSHOTS = "09_comparison_study"
 CONTROLS = ["variant", "task", "layer", "sample"]
 
 
@@ -131,7 +134,9 @@ class ExplorerInPage:
         self.seen = {digest: "the first picture"}
         self.step = 0
         self.done: list[str] = []
-        lab.screenshot(f"{name}-explorer-0-start", element=explorer)
+        self.shots = name == EXPLORER_SCREENSHOTS
+        if self.shots:
+            lab.screenshot(f"{name}-explorer-0-start", element=explorer)
 
     def controls(self) -> list[tuple[str, str, bool]]:
         return [tuple(c) for c in self.explorer.evaluate(CONTROLS_IN_PAGE)]
@@ -197,8 +202,9 @@ class ExplorerInPage:
             f"{self.name}: after {change} the picture is the same bytes as {self.seen[digest]}")
         self.seen[digest] = change
         self.step += 1
+        if self.shots and label not in self.done:
+            self.lab.screenshot(f"{self.name}-explorer-{self.step}-{_slug(label)}", element=self.explorer)
         self.done.append(label)
-        self.lab.screenshot(f"{self.name}-explorer-{self.step}-{_slug(label)}", element=self.explorer)
 
     def exercise_the_rest(self) -> None:
         """Each control shown now that has not been changed yet (but variant and task), if it is enabled;
