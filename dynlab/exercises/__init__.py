@@ -36,3 +36,25 @@ def number(answer: Any) -> str:
     except (TypeError, ValueError):
         return repr(answer)
     return f"{value:,.0f}" if value == int(value) and abs(value) >= 1000 else f"{value:g}"
+
+
+#: the profile the exercises' checks build their models and data in: the course's
+PROFILE = "quick"
+
+
+def is_number(answer: Any) -> bool:
+    """Whether ``answer`` reads as one number (a check says "not a number" instead of raising)."""
+    try:
+        float(answer)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def course_data(data=None, task: str = "classification"):
+    """``data`` if given (a notebook's ``run.data``), else ``task``'s data in the course profile."""
+    if data is not None:
+        return data
+    from ..experiments import load_data
+
+    return load_data(task, "synthetic", PROFILE)

@@ -12,18 +12,10 @@ import itertools
 
 import numpy as np
 
-from . import close, number, verdict
+from . import close, is_number, number, verdict
 
 #: the two profiles exercise 2 compares
 QUICK, FULL = "quick", "full"
-
-
-def _is_number(answer) -> bool:
-    try:
-        float(answer)
-    except (TypeError, ValueError):
-        return False
-    return True
 
 
 def _class_names() -> list[str]:
@@ -114,7 +106,7 @@ def check_2(ratio) -> bool:
     """Exercise 2: parameters of the full profile's classification network / the quick one's (within 3%)."""
     from .. import profiles
 
-    if not _is_number(ratio):
+    if not is_number(ratio):
         return verdict(False, "", f"{ratio!r} is not a number; give the ratio as one number, e.g. 3.5")
     full, quick = _classification_params(FULL), _classification_params(QUICK)
     expected = full / quick
@@ -153,7 +145,7 @@ def adiac_baselines() -> dict[str, float]:
 
 def check_3(accuracy) -> bool:
     """Exercise 3: test accuracy of always answering Adiac's commonest training class (a fraction, within 0.001)."""
-    if not _is_number(accuracy):
+    if not is_number(accuracy):
         return verdict(False, "", f"{accuracy!r} is not a number; give the accuracy as a fraction, e.g. 0.05")
     b = adiac_baselines()
     expected = b["commonest training class"]

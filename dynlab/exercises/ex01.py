@@ -11,19 +11,10 @@ from __future__ import annotations
 import torch
 from torch.utils.data import DataLoader
 
-from . import close, number, verdict
+from . import PROFILE, close, course_data, is_number, number, verdict
 
-PROFILE = "quick"
 #: the input side of the quick profile's image tasks, and the width of the full-size ResNet-18
 SIDE, FULL_WIDTH = 64, 64
-
-
-def _is_number(answer) -> bool:
-    try:
-        float(answer)
-    except (TypeError, ValueError):
-        return False
-    return True
 
 
 def _quick_classification(**changes) -> torch.nn.Module:
@@ -38,7 +29,7 @@ def check_1(count) -> bool:
     """Exercise 1: the number of blocks whose shortcut is a 1x1 convolution (a downsample)."""
     from ..models import BasicBlock
 
-    if not _is_number(count):
+    if not is_number(count):
         return verdict(False, "", f"{count!r} is not a number; count the blocks, e.g. 2")
     blocks = {name: block for name, block in _quick_classification().named_modules() if isinstance(block, BasicBlock)}
     with_downsample = [name for name, block in blocks.items() if block.downsample is not None]
@@ -57,7 +48,7 @@ def check_2(macs) -> bool:
     """Exercise 2: MACs of ResNet-18's layer1[0].conv1 on a 224x224 image (56x56 map, 64 -> 64 channels); exact."""
     from .. import flops, models
 
-    if not _is_number(macs):
+    if not is_number(macs):
         return verdict(False, "", f"{macs!r} is not a number; give the MACs as one number, e.g. 1.2e6")
     expected = flops.cost(models.resnet18("base").layer1[0].conv1, (1, 64, 56, 56)).macs
     if close(macs, expected, rel=1e-6):
@@ -84,7 +75,7 @@ def check_3(ratio) -> bool:
     """Exercise 3: MACs of the quick classification network at width 64 / at its width 16 (within 2%)."""
     from .. import flops, profiles
 
-    if not _is_number(ratio):
+    if not is_number(ratio):
         return verdict(False, "", f"{ratio!r} is not a number; give the ratio as one number, e.g. 3.5")
     quick_width = profiles.get_profile(PROFILE).classification.width
     wide, narrow = macs_at_width(FULL_WIDTH), macs_at_width(quick_width)
@@ -111,7 +102,7 @@ def check_3(ratio) -> bool:
 def check_4(ratio) -> bool:
     """Exercise 4: MACs of the quick classification network with the small stem / with its ImageNet stem, one
     64x64 image (within 2%)."""
-    if not _is_number(ratio):
+    if not is_number(ratio):
         return verdict(False, "", f"{ratio!r} is not a number; give the ratio as one number, e.g. 3.5")
     small, imagenet = macs_with_stem("small"), macs_with_stem("imagenet")
     expected = small / imagenet
@@ -157,10 +148,9 @@ def _predictions(model: torch.nn.Module, dataset) -> tuple[torch.Tensor, torch.T
 
 def confusions(model: torch.nn.Module, data=None) -> tuple[torch.Tensor, list[str]]:
     """Errors between each pair of classes on the test split, both directions together: (C, C), symmetric."""
-    from .. import experiments
     from ..metrics import ConfusionMatrix
 
-    data = data if data is not None else experiments.load_data("classification", "synthetic", PROFILE)
+    data = course_data(data)
     predicted, targets = _predictions(model, data.test)
     matrix = ConfusionMatrix(data.num_classes).update(predicted, targets).matrix
     both_ways = matrix + matrix.T

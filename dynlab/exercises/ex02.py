@@ -15,19 +15,10 @@ import copy
 import torch
 from torch.utils.data import DataLoader
 
-from . import close, number, verdict
+from . import PROFILE, close, course_data, is_number, number, verdict
 
-PROFILE = "quick"
 #: the value SE's weights start near: sigmoid of a logit near 0
 INITIAL_ATTENTION = 0.5
-
-
-def _is_number(answer) -> bool:
-    try:
-        float(answer)
-    except (TypeError, ValueError):
-        return False
-    return True
 
 
 def _se_modules(model: torch.nn.Module) -> list:
@@ -41,7 +32,7 @@ def check_1(count) -> bool:
     ResNet-18 (exact)."""
     from .. import models
 
-    if not _is_number(count):
+    if not is_number(count):
         return verdict(False, "", f"{count!r} is not a number; give the parameter count, e.g. 12345")
     channels = [se.channels for se in _se_modules(models.resnet18("global"))]
     expected = sum(c * c + c for c in channels)
@@ -75,7 +66,7 @@ def _quick_se_params(reduction: int) -> int:
 
 def check_2(extra) -> bool:
     """Exercise 2: parameters of the quick classification SE ResNet at reduction 4 minus at 16 (exact)."""
-    if not _is_number(extra):
+    if not is_number(extra):
         return verdict(False, "", f"{extra!r} is not a number; give the difference in parameters, e.g. 1000")
     r4, r16, r32 = (_quick_se_params(r) for r in (4, 16, 32))
     expected = r4 - r16
@@ -126,20 +117,14 @@ def accuracy_with_fixed_attention(model: torch.nn.Module, data) -> float:
     return float(engine.evaluate(fixed, data.test, "classification", device=device)["accuracy"])
 
 
-def _data(data):
-    from .. import experiments
-
-    return data if data is not None else experiments.load_data("classification", "synthetic", PROFILE)
-
-
 def check_3(accuracy, model, data=None) -> bool:
     """Exercise 3: test accuracy of ``model`` with each SE weight fixed to its mean over the test split
     (within 0.003, three test images in a thousand). ``data``: the run's data (``runs["classification"].data``); the quick profile's by default."""
     from .. import engine
 
-    if not _is_number(accuracy):
+    if not is_number(accuracy):
         return verdict(False, "", f"{accuracy!r} is not a number; give the accuracy as a fraction, e.g. 0.9")
-    data = _data(data)
+    data = course_data(data)
     expected = accuracy_with_fixed_attention(model, data)
     as_trained = float(engine.evaluate(copy.deepcopy(model), data.test, "classification",
                                        device=next(model.parameters()).device)["accuracy"])
@@ -160,7 +145,7 @@ def check_4(factor) -> bool:
     only follows the shortcuts through the quick classification network (within 1%)."""
     from .. import models, profiles
 
-    if not _is_number(factor):
+    if not is_number(factor):
         return verdict(False, "", f"{factor!r} is not a number; give the factor, e.g. 0.25")
     kwargs = profiles.get_profile(PROFILE).model_kwargs("classification")
     blocks = len(_se_modules(models.resnet18("global", 10, **kwargs, attention_position="after_add")))

@@ -14,27 +14,12 @@ import copy
 
 import torch
 
-from . import close, number, verdict
+from . import PROFILE, close, course_data, is_number, number, verdict
 
-PROFILE = "quick"
 #: the temperatures exercise 2 asks about
 TEMPERATURES = (0.1, 1.0, 30.0)
 #: how far a measured test accuracy may be from the check's (three test images in a thousand)
 TOLERANCE = 0.003
-
-
-def _is_number(answer) -> bool:
-    try:
-        float(answer)
-    except (TypeError, ValueError):
-        return False
-    return True
-
-
-def _data(data):
-    from .. import experiments
-
-    return data if data is not None else experiments.load_data("classification", "synthetic", PROFILE)
 
 
 def _accuracy(model: torch.nn.Module, data) -> float:
@@ -62,9 +47,9 @@ def accuracy_without(model: torch.nn.Module, part: str, data) -> float:
 def check_1(without_representation, without_pixel, model, data=None) -> bool:
     """Exercise 1: test accuracies with U r removed, then with the 1x1 convolution's weights removed (within 0.003
     each). ``data``: the run's data (``runs["classification"].data``); the quick profile's by default."""
-    if not (_is_number(without_representation) and _is_number(without_pixel)):
+    if not (is_number(without_representation) and is_number(without_pixel)):
         return verdict(False, "", "give two accuracies as fractions, e.g. check_1(0.9, 0.5, model)")
-    data = _data(data)
+    data = course_data(data)
     no_u = accuracy_without(model, "representation_logits", data)
     no_pixel = accuracy_without(model, "pixel_logits", data)
     first, second = close(without_representation, no_u, rel=0, abs_tol=TOLERANCE), \
@@ -108,7 +93,7 @@ def check_2(accuracies, model, data=None) -> bool:
     given = _by_temperature(accuracies)
     if given is None:
         return verdict(False, "", "give a dict from temperature to test accuracy, e.g. {0.1: 0.9, 1: 0.9, 30: 0.5}")
-    expected = accuracies_at(model, _data(data))
+    expected = accuracies_at(model, course_data(data))
     off = [t for t in TEMPERATURES if not close(given[t], expected[t], rel=0, abs_tol=TOLERANCE)]
     if not off:
         text = ", ".join(f"T = {t:g}: {a:.3f}" for t, a in expected.items())
@@ -134,7 +119,7 @@ def _macs(model: torch.nn.Module) -> int:
 def check_3(macs) -> bool:
     """Exercise 3: MACs of the quick classification ``local`` network with 8 kernels per unit, one 64x64 image
     (within 0.5%)."""
-    if not _is_number(macs):
+    if not is_number(macs):
         return verdict(False, "", f"{macs!r} is not a number; give the MACs as one number, e.g. 5e7")
     k8, k4, base = _macs(_quick_model("local", kernels=8)), _macs(_quick_model("local")), _macs(_quick_model("base"))
     if close(macs, k8, rel=0.005):
@@ -155,7 +140,7 @@ def check_3(macs) -> bool:
 def check_4(ratio) -> bool:
     """Exercise 4: MACs of the quick classification network with ``local`` units / with ``dyconv`` units
     (within 2%)."""
-    if not _is_number(ratio):
+    if not is_number(ratio):
         return verdict(False, "", f"{ratio!r} is not a number; give the ratio, e.g. 1.5")
     local, dyconv = _macs(_quick_model("local")), _macs(_quick_model("dyconv"))
     expected = local / dyconv
@@ -174,7 +159,7 @@ def check_5(macs) -> bool:
     ``flops.cost`` counts them (within 0.1%: the attention adds less than 1% to the four convolutions)."""
     from .. import flops, layers
 
-    if not _is_number(macs):
+    if not is_number(macs):
         return verdict(False, "", f"{macs!r} is not a number; give the MACs as one number, e.g. 1e8")
     shape = (1, 64, 32, 32)
     expected = flops.cost(layers.build("local", 64, 64, 3, padding=1), shape).macs

@@ -15,27 +15,12 @@ import copy
 import torch
 from torch.utils.data import DataLoader
 
-from . import close, number, verdict
+from . import close, course_data, is_number, number, verdict
 
-PROFILE = "quick"
 #: how far a measured share or accuracy may be from the check's (three test images in a thousand)
 TOLERANCE = 0.003
 #: a gate logit this large fixes the gate: sigmoid(+-10) is 0.99995 or 0.00005
 FIXED_LOGIT = 10.0
-
-
-def _is_number(answer) -> bool:
-    try:
-        float(answer)
-    except (TypeError, ValueError):
-        return False
-    return True
-
-
-def _data(data):
-    from .. import experiments
-
-    return data if data is not None else experiments.load_data("classification", "synthetic", PROFILE)
 
 
 def _gated_units(model: torch.nn.Module) -> dict[str, torch.nn.Module]:
@@ -67,7 +52,7 @@ def check_2(gradient) -> bool:
     within 1e-12)."""
     expected = gate_network_gradient_without_straight_through()
     value = 0.0 if gradient is None else gradient
-    if not _is_number(value):
+    if not is_number(value):
         return verdict(False, "", f"{gradient!r} is not a number; give the sum of |grad| over the gate network's "
                                   "weights (None if .grad is None)")
     if close(value, expected, rel=0, abs_tol=1e-12):
@@ -94,9 +79,9 @@ def open_rate(model: torch.nn.Module, dataset) -> float:
 def check_3(open_rate_answer, model, data=None) -> bool:
     """Exercise 3: the share of open gates of ``model`` over the test split, every gated unit's channels
     together (within 0.003). ``data``: the run's data; the quick profile's classification by default."""
-    if not _is_number(open_rate_answer):
+    if not is_number(open_rate_answer):
         return verdict(False, "", f"{open_rate_answer!r} is not a number; give the share of open gates, e.g. 0.7")
-    data = _data(data)
+    data = course_data(data)
     expected = open_rate(model, data.test)
     budget = {round(unit.budget, 3) for unit in _gated_units(model).values()}
     if close(open_rate_answer, expected, rel=0, abs_tol=TOLERANCE):
@@ -136,9 +121,9 @@ def check_5(accuracy, model, data=None) -> bool:
     the validation images (within 0.003). ``data``: the run's data; the quick profile's by default."""
     from .. import engine
 
-    if not _is_number(accuracy):
+    if not is_number(accuracy):
         return verdict(False, "", f"{accuracy!r} is not a number; give the accuracy as a fraction, e.g. 0.9")
-    data = _data(data)
+    data = course_data(data)
     device = next(model.parameters()).device
     expected = float(engine.evaluate(static_mask_model(model, data), data.test, "classification",
                                      device=device)["accuracy"])

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import torch
 
-from . import close, number, verdict
+from . import PROFILE, close, is_number, number, verdict
 
-PROFILE = "quick"
 #: exercise 1's unit and batch: a 16-channel 3x3 unit, 32 random inputs of 8x8, drawn after manual_seed(0)
 SPREAD_UNIT = (16, 16, 3)
 SPREAD_BATCH = (32, 16, 8, 8)
@@ -30,14 +29,6 @@ SATURATION_IMAGES = 64
 #: exercise 4's unit and input
 COUNTED_UNIT = (64, 64, 3)
 COUNTED_INPUT = (1, 64, 32, 32)
-
-
-def _is_number(answer) -> bool:
-    try:
-        float(answer)
-    except (TypeError, ValueError):
-        return False
-    return True
 
 
 def attention_spread(temperature: float) -> float:
@@ -55,7 +46,7 @@ def attention_spread(temperature: float) -> float:
 
 def check_1(ratio) -> bool:
     """Exercise 1: spread of the kernel attention at T = 1 divided by its spread at T = 30 (within 0.5%)."""
-    if not _is_number(ratio):
+    if not is_number(ratio):
         return verdict(False, "", f"{ratio!r} is not a number; give spread at T = 1 / spread at T = 30, e.g. 10")
     at_1, at_30 = attention_spread(1.0), attention_spread(30.0)
     expected = at_1 / at_30
@@ -82,7 +73,7 @@ def network_cost(kernels: int):
 
 def check_2(params, macs) -> bool:
     """Exercise 2: parameters and MACs per image of the quick classification model with K = 8 (exact)."""
-    if not (_is_number(params) and _is_number(macs)):
+    if not (is_number(params) and is_number(macs)):
         return verdict(False, "", f"give two numbers, the parameters and the MACs; got {params!r} and {macs!r}")
     eight, four = network_cost(8), network_cost(4)
     if close(params, eight.params, rel=0) and close(macs, eight.macs, rel=0):
@@ -125,7 +116,7 @@ def check_3(share, model, data=None) -> bool:
     64 test images (within 0.01). ``model``: the trained CondConv network; ``data``: its data (quick by default)."""
     from ..layers import DynamicConv
 
-    if not _is_number(share):
+    if not is_number(share):
         return verdict(False, "", f"{share!r} is not a number; give the share as a fraction, e.g. 0.25")
     units = [m for m in model.modules() if isinstance(m, DynamicConv)]
     if not units or any(unit.routing != "sigmoid" for unit in units):
@@ -163,7 +154,7 @@ def unit_cost():
 
 def check_4(macs) -> bool:
     """Exercise 4: MACs of ``layers.build("dyconv", 64, 64, 3, padding=1)`` on a (1, 64, 32, 32) input (exact)."""
-    if not _is_number(macs):
+    if not is_number(macs):
         return verdict(False, "", f"{macs!r} is not a number; give the MACs, e.g. 1000000")
     total, kernels, convolution, mixing, attention = unit_cost()
     if close(macs, total.macs, rel=0):
@@ -199,7 +190,7 @@ def mixing_ratio() -> tuple[float, int, int]:
 def check_5(ratio) -> bool:
     """Exercise 5: MACs of ``resnet18("local", 10, width=16)`` over those of ``resnet18("dyconv", 10, width=16)``,
     per 64x64 image (within 1%)."""
-    if not _is_number(ratio):
+    if not is_number(ratio):
         return verdict(False, "", f"{ratio!r} is not a number; give local's MACs / dyconv's MACs, e.g. 1.5")
     expected, local, dyconv = mixing_ratio()
     if close(ratio, expected, rel=0.01):

@@ -19,9 +19,8 @@ import copy
 
 import torch
 
-from . import close, number, verdict
+from . import close, course_data, is_number, number, verdict
 
-PROFILE = "quick"
 #: exercises 1 and 2 look at the notebook's 16 first test images
 IMAGES = 16
 #: exercise 2: the heads of the attentions it fixes
@@ -37,20 +36,6 @@ NORM_BATCH = (8, 32, 8, 8)
 NORMS = ("batch", "none")
 
 
-def _is_number(answer) -> bool:
-    try:
-        float(answer)
-    except (TypeError, ValueError):
-        return False
-    return True
-
-
-def _data(data):
-    from .. import experiments
-
-    return data if data is not None else experiments.load_data("classification", "synthetic", PROFILE)
-
-
 def _first_images(data) -> torch.Tensor:
     return torch.stack([data.test[i][0] for i in range(IMAGES)])
 
@@ -60,7 +45,7 @@ def kernel_attention_spread(model: torch.nn.Module, data=None) -> dict[str, floa
     images, averaged over the K kernels)."""
     from .. import layers
 
-    attention = layers.collect_attention(model, _first_images(_data(data)))
+    attention = layers.collect_attention(model, _first_images(course_data(data)))
     return {name: float(kinds["kernel"].std(0).mean()) for name, kinds in attention.items() if "kernel" in kinds}
 
 
@@ -106,7 +91,7 @@ def attention_fixing_effect(model: torch.nn.Module, unit_name: str, data=None) -
     from .. import layers
 
     unit = dict(model.named_modules())[unit_name]
-    x = _first_images(_data(data))
+    x = _first_images(course_data(data))
     features = _unit_input(model, unit, x)
     means = {kind: value.mean(0) for kind, value in layers.collect_attention(model, x)[unit_name].items()}
     reference = copy.deepcopy(unit).eval()
@@ -164,7 +149,7 @@ def unit_macs():
 
 def check_3(macs) -> bool:
     """Exercise 3: MACs of ``layers.build("odconv4x", 64, 64, 3, padding=1)`` on a (1, 64, 56, 56) input (exact)."""
-    if not _is_number(macs):
+    if not is_number(macs):
         return verdict(False, "", f"{macs!r} is not a number; give the MACs, e.g. 1000000")
     total, convolution, feature_maps, weights, branch = unit_macs()
     if close(macs, total.macs, rel=0):
@@ -209,7 +194,7 @@ def counter_ratio() -> tuple[float, int, int]:
 
 def check_4(ratio) -> bool:
     """Exercise 4: FlopCounterMode's total for a static 64 -> 64 3x3 unit on 56x56, divided by its MACs (within 1%)."""
-    if not _is_number(ratio):
+    if not is_number(ratio):
         return verdict(False, "", f"{ratio!r} is not a number; give FlopCounterMode's total / flops.cost's MACs")
     expected, counted, macs = counter_ratio()
     if close(ratio, expected, rel=0.01):
@@ -230,17 +215,17 @@ def accuracy_at(model: torch.nn.Module, temperature: float, data=None) -> float:
 
     hot = copy.deepcopy(model)
     layers.set_temperature(hot, temperature)
-    return float(engine.evaluate(hot, _data(data).test, "classification", device="cpu")["accuracy"])
+    return float(engine.evaluate(hot, course_data(data).test, "classification", device="cpu")["accuracy"])
 
 
 def check_5(accuracy, model, data=None) -> bool:
     """Exercise 5: test accuracy of the trained ``model`` at temperature 30 (within 0.003, three images in 1,000)."""
     from .. import engine
 
-    if not _is_number(accuracy):
+    if not is_number(accuracy):
         return verdict(False, "", f"{accuracy!r} is not a number; give the accuracy as a fraction, e.g. 0.9")
     hot = accuracy_at(model, HOT, data)
-    as_trained = float(engine.evaluate(copy.deepcopy(model), _data(data).test, "classification",
+    as_trained = float(engine.evaluate(copy.deepcopy(model), course_data(data).test, "classification",
                                        device="cpu")["accuracy"])
     if close(accuracy, hot, rel=0, abs_tol=0.003):
         return verdict(True, f"{hot:.3f} at T = 30, {as_trained:.3f} at the model's temperature now. A larger T pulls "

@@ -16,29 +16,14 @@ from __future__ import annotations
 
 import torch
 
-from . import close, number, verdict
+from . import PROFILE, close, course_data, is_number, number, verdict
 
-PROFILE = "quick"
 #: the classes that stay what they are under any turn (notebook 07, section 5)
 SAME_CLASS = ("disc", "square", "ring")
 #: measured accuracies may differ by this much (a few test images in a thousand)
 TOLERANCE = 0.005
 #: exercise 4: the smallest input size asked about
 SMALLEST = 64
-
-
-def _is_number(answer) -> bool:
-    try:
-        float(answer)
-    except (TypeError, ValueError):
-        return False
-    return True
-
-
-def _data(data, task: str = "classification"):
-    from .. import experiments
-
-    return data if data is not None else experiments.load_data(task, "synthetic", PROFILE)
 
 
 def turn(t: torch.Tensor) -> torch.Tensor:
@@ -71,15 +56,15 @@ def rotated_accuracy(model: torch.nn.Module, degrees: int, data=None) -> float:
     (90: ``torch.rot90``; any other angle: ``torchvision.transforms.functional.rotate`` with its defaults)."""
     from torchvision.transforms.functional import rotate
 
-    images, labels = same_class_images(_data(data))
+    images, labels = same_class_images(course_data(data))
     turned = turn(images) if degrees == 90 else rotate(images, degrees)
     return _accuracy(model, turned, labels)
 
 
 def _check_rotated(accuracy, model, degrees: int, data, right: str) -> bool:
-    if not _is_number(accuracy):
+    if not is_number(accuracy):
         return verdict(False, "", f"{accuracy!r} is not a number; give the accuracy as a fraction, e.g. 0.9")
-    data = _data(data)
+    data = course_data(data)
     expected = rotated_accuracy(model, degrees, data)
     upright = rotated_accuracy(model, 0, data)
     if close(accuracy, expected, rel=0, abs_tol=TOLERANCE):
@@ -173,7 +158,7 @@ def smallest_odd_size(start: int = SMALLEST) -> int:
 def check_4(size) -> bool:
     """Exercise 4: the smallest input size of at least 64 that gives every stride-2 ``orient`` unit of the quick
     classification network an odd-sized input (exact)."""
-    if not _is_number(size) or float(size) != int(float(size)):
+    if not is_number(size) or float(size) != int(float(size)):
         return verdict(False, "", f"{size!r} is not a whole number of pixels")
     expected = smallest_odd_size()
     size = int(float(size))
@@ -194,7 +179,7 @@ def check_4(size) -> bool:
 
 def reversed_accuracy(model: torch.nn.Module, data=None) -> tuple[float, float]:
     """(accuracy on the test series reversed in time, accuracy as they are) of a time-series ``model``."""
-    data = _data(data, "timeseries")
+    data = course_data(data, "timeseries")
     x = torch.stack([data.test[i][0] for i in range(len(data.test))])
     y = torch.stack([torch.as_tensor(data.test[i][1]) for i in range(len(data.test))])
     return _accuracy(model, x.flip(-1), y), _accuracy(model, x, y)
@@ -202,7 +187,7 @@ def reversed_accuracy(model: torch.nn.Module, data=None) -> tuple[float, float]:
 
 def check_5(accuracy, model, data=None) -> bool:
     """Exercise 5: the time-series ``model``'s accuracy on the test series reversed in time (within 0.005)."""
-    if not _is_number(accuracy):
+    if not is_number(accuracy):
         return verdict(False, "", f"{accuracy!r} is not a number; give the accuracy as a fraction, e.g. 0.7")
     backwards, forwards = reversed_accuracy(model, data)
     if close(accuracy, backwards, rel=0, abs_tol=TOLERANCE):

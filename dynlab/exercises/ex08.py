@@ -11,15 +11,7 @@ from __future__ import annotations
 
 import math
 
-from . import close, number, verdict
-
-
-def _is_number(answer) -> bool:
-    try:
-        float(answer)
-    except (TypeError, ValueError):
-        return False
-    return True
+from . import close, is_number, number, verdict
 
 
 def interval_factor(few: int = 3, many: int = 10, confidence: float = 0.95) -> tuple[float, float, float]:
@@ -34,7 +26,7 @@ def interval_factor(few: int = 3, many: int = 10, confidence: float = 0.95) -> t
 
 def check_4(factor) -> bool:
     """Exercise 4: width of the 95% interval over 3 folds divided by its width over 10, for the same s_d (within 1%)."""
-    if not _is_number(factor):
+    if not is_number(factor):
         return verdict(False, "", f"{factor!r} is not a number; give width over 3 folds / width over 10, e.g. 2")
     expected, t_3, t_10 = interval_factor()
     root = math.sqrt(10 / 3)
@@ -64,7 +56,7 @@ def seed_folds_won() -> tuple[int, int]:
 
 def check_5(folds) -> bool:
     """Exercise 5: the number of folds in the seed's Table 4a where D-CNN's test accuracy is above CNN's (exact)."""
-    if not _is_number(folds):
+    if not is_number(folds):
         return verdict(False, "", f"{folds!r} is not a number; give a count of folds, e.g. 7")
     won, total = seed_folds_won()
     if close(folds, won, rel=0):

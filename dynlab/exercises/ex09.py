@@ -16,21 +16,13 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from . import close, number, verdict
+from . import close, is_number, number, verdict
 
 #: exercise 2's task, exercise 4's cell
 TIME_SERIES = "timeseries"
 SEEDS_CELL = ("dyconv", "classification")
 #: exercise 4 gives up beyond this many seeds
 MOST_SEEDS = 100_000
-
-
-def _is_number(answer) -> bool:
-    try:
-        float(answer)
-    except (TypeError, ValueError):
-        return False
-    return True
 
 
 def _rows(out=None) -> list[dict] | None:
@@ -150,7 +142,7 @@ def seed_gains(task: str) -> dict[str, float]:
 def check_3(classification, segmentation) -> bool:
     """Exercise 3: the seed's largest gain over its vanilla CNN in top-1 accuracy (Tiny ImageNet) and in mIoU
     (Pascal VOC), in points (within 0.01)."""
-    if not (_is_number(classification) and _is_number(segmentation)):
+    if not (is_number(classification) and is_number(segmentation)):
         return verdict(False, "", f"give two numbers of points, e.g. 4.2 and 1.5; got {classification!r} and "
                                   f"{segmentation!r}")
     gains = {task: seed_gains(task) for task in ("classification", "segmentation")}
@@ -191,7 +183,7 @@ def seeds_needed(rows: list[dict], variant: str = SEEDS_CELL[0], task: str = SEE
 def check_4(seeds) -> bool:
     """Exercise 4: the fewest seeds for which dyconv's interval against base on classification would exclude 0,
     with the committed study's mean and sample standard deviation of the paired differences (exact)."""
-    if not _is_number(seeds):
+    if not is_number(seeds):
         return verdict(False, "", f"{seeds!r} is not a number; give a number of seeds, e.g. 12")
     rows = _rows()
     if rows is None:
