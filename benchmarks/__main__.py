@@ -12,6 +12,7 @@ import sys
 #: mode -> (module of this folder, what it measures)
 MODES = {
     "steps": ("steps", "every variant's ResNet-18 training step, inference, memory and MACs against base"),
+    "course": ("course", "every variant's course-profile model on each task: training step and inference per MAC"),
     "paths": ("paths", "every exact per-sample-kernel path on ResNet-18's unit shapes (--units-only: the units' share)"),
     "compile": ("compile", "torch.compile of every variant against eager: errors and compile times"),
     "precision": ("precision", "float32 against bfloat16 autocast on this CPU, the Adiac 1D ResNet's step"),

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from dynlab import profiles
 from dynlab.bench import format_report, run_benchmark
 
 
@@ -45,3 +46,16 @@ def test_a_forced_path_that_cannot_run_a_unit_says_so():
     with pytest.raises(ValueError, match="'dense' cannot run this unit"):
         run_benchmark(variants=["odconv"], size=16, batch=2, width=8, repeats=1, warmup=1, memory=False,
                       hard_batch1_check=False, path="dense")
+
+
+def test_the_course_benchmark_times_the_course_models_beside_base(monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1]))
+    from benchmarks import course
+
+    rows = course.measure("timeseries", ["base", "hard"], repeats=1, warmup=0)
+    assert [r["variant"] for r in rows] == ["base", "hard"]
+    base, hard = rows
+    assert base["train_per_mac"] == base["infer_per_mac"] == base["mac_ratio"] == 1.0
+    assert hard["macs"] >= base["macs"] and hard["train_ms"] > 0 and hard["infer_ms"] > 0
+    assert base["batch"] == profiles.get_profile("quick").timeseries.batch_size
+    assert "| hard |" in course.table(rows)

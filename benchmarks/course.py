@@ -1,0 +1,134 @@
+"""The course's own models, as `make study` and the notebooks train them, against ``base``.
+
+    python -m benchmarks course                          # every variant on every task
+    python -m benchmarks course --tasks classification --variants base dyconv --repeats 9
+
+For each task, every variant's network in the course profile (its width, stem, head and unit options,
+as ``dynlab.experiments.build_model`` builds it) takes one training step on one batch of the task's
+training data, as ``dynlab.engine.fit`` takes it (the recipe's optimizer, fused where PyTorch has it;
+the loss with its label smoothing and the units' auxiliary loss; gradients clipped as the recipe
+says), and one inference on the same batch. Every variant is timed beside ``base`` in one process, in
+rotated order, the median of ``--repeats``. Per MAC = time ratio over MAC ratio (MACs by
+``dynlab.flops``; ``hard``'s dense MACs, every gate open): 1.0 means a variant costs what its
+multiply-accumulates predict. Float32, the threads torch picks unless ``--threads`` says.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import torch
+from torch import nn
+
+from dynlab import kernels, layers, profiles
+from dynlab.bench import machine_info
+from dynlab.data.tasks import TASKS
+from dynlab.device import prepare_model
+from dynlab.engine.evaluate import logits_of
+from dynlab.engine.optim import make_optimizer
+from dynlab.experiments.pipeline import build_model, load_data
+from dynlab.flops import cost
+
+PROFILE = "quick"
+#: the label the segmentation masks leave out of the loss (as ``fit``'s default ``ignore_index``)
+IGNORE = 255
+
+
+class CourseStep:
+    """One variant's course model with the optimizer, loss and clipping its recipe trains with."""
+
+    def __init__(self, variant: str, task: str, data, batch) -> None:
+        recipe = profiles.get_profile(PROFILE).task(task).for_variant(variant)
+        torch.manual_seed(0)
+        self.model = prepare_model(build_model(variant, task, data, PROFILE), torch.device("cpu"))
+        self.optimizer = make_optimizer(recipe.optimizer, self.model.parameters(), recipe.lr, recipe.weight_decay)
+        self.loss = nn.CrossEntropyLoss(ignore_index=IGNORE, label_smoothing=recipe.label_smoothing)
+        self.clip = recipe.clip_grad_norm
+        self.x, self.y = batch
+        self.macs = cost(self.model, (1, *data.sample_shape)).macs
+
+    def train(self) -> float:
+        self.model.train()
+        start = time.perf_counter()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self.loss(logits_of(self.model(self.x)).float(), self.y) + layers.auxiliary_loss(self.model)
+        loss.backward()
+        if self.clip is not None:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
+        self.optimizer.step()
+        return time.perf_counter() - start
+
+    def infer(self) -> float:
+        self.model.eval()
+        start = time.perf_counter()
+        with torch.no_grad():
+            self.model(self.x)
+        return time.perf_counter() - start
+
+
+def one_batch(data, size: int):
+    """The first ``size`` training samples, stacked: the batch every variant of a task is timed on."""
+    samples = [data.train[i] for i in range(size)]
+    return torch.stack([x for x, _ in samples]), torch.stack([torch.as_tensor(y) for _, y in samples])
+
+
+def measure(task: str, variants: list[str], repeats: int, warmup: int) -> list[dict]:
+    """Each variant's median training step and inference on ``task``, with its ratios to ``base``."""
+    batch_size = profiles.get_profile(PROFILE).task(task).batch_size
+    data = load_data(task, "synthetic", PROFILE, limit=batch_size)
+    batch = one_batch(data, batch_size)
+    steps = {v: CourseStep(v, task, data, batch) for v in variants}
+    for step in steps.values():
+        for _ in range(warmup):
+            step.train()
+            step.infer()
+    train = {v: [] for v in variants}
+    infer = {v: [] for v in variants}
+    for r in range(repeats):
+        for v in variants[r % len(variants):] + variants[:r % len(variants)]:
+            train[v].append(steps[v].train())
+            infer[v].append(steps[v].infer())
+    t0, i0, m0 = statistics.median(train["base"]), statistics.median(infer["base"]), steps["base"].macs
+    rows = []
+    for v in variants:
+        t, i, mac_ratio = statistics.median(train[v]), statistics.median(infer[v]), steps[v].macs / m0
+        rows.append({"task": task, "variant": v, "batch": batch_size, "macs": steps[v].macs, "mac_ratio": mac_ratio,
+                     "train_ms": 1e3 * t, "train_per_mac": t / t0 / mac_ratio,
+                     "infer_ms": 1e3 * i, "infer_per_mac": i / i0 / mac_ratio})
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    """Markdown: one row per variant, its MACs, times and per-MAC ratios to ``base``."""
+    lines = ["| variant | MACs/sample | MAC ratio | train ms | train per MAC | infer ms | infer per MAC |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines += [f"| {r['variant']} | {r['macs'] / 1e6:.1f} M | {r['mac_ratio']:.2f} | {r['train_ms']:.1f} | "
+              f"{r['train_per_mac']:.2f} | {r['infer_ms']:.1f} | {r['infer_per_mac']:.2f} |" for r in rows]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks course", description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", nargs="+", choices=TASKS, default=list(TASKS))
+    parser.add_argument("--variants", nargs="+", choices=layers.names(), default=None, metavar="VARIANT",
+                        help="variants beside base (default: all)")
+    parser.add_argument("--repeats", type=int, default=7, help="timed steps per variant (median; default 7)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps per variant first (default 2)")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    args = parser.parse_args(argv)
+    if args.repeats < 1 or args.warmup < 0:
+        parser.error("--repeats must be at least 1 and --warmup at least 0")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    kernels.prepare_process()  # as fit trains
+    variants = ["base"] + [v for v in (args.variants or layers.names()) if v != "base"]
+    info = machine_info("cpu")
+    print(f"course profile ('{PROFILE}'), float32; {info['cpu']}, {info['cores']} cores, {info['threads']} threads, "
+          f"torch {info['torch']}; median of {args.repeats} after {args.warmup} warm-up steps; load average at the "
+          f"start {', '.join(f'{v:.1f}' for v in os.getloadavg())}")
+    for task in args.tasks:
+        rows = measure(task, variants, args.repeats, args.warmup)
+        print(f"\n{task} (batch {rows[0]['batch']}):\n\n{table(rows)}")
+    return 0
