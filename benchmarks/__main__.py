@@ -21,6 +21,7 @@ MODES = {
     "faults": ("faults", "page faults and kernel time of a step, with and without freed memory kept"),
     "pool": ("pool", "the ImageNet stem's max pool: nn.MaxPool2d against the channels-last one"),
     "subnormal": ("subnormal", "consecutive training steps and the subnormal numbers in their gradients"),
+    "hard": ("hard", "hard at inference on one sample: MACs and wall time against the share of gates open"),
 }
 
 

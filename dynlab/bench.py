@@ -215,17 +215,39 @@ def _peak_memory_cuda(runner: Runner, x, y) -> float:
 # -- hard at batch 1 ----------------------------------------------------------------------------------
 
 
-def force_open_rate_half(model) -> None:
-    """Make every ``hard`` gate input-independent with exactly half the output channels open."""
+def force_open_rate(model, rate: float = 0.5) -> None:
+    """Make every ``hard`` gate input-independent with a share ``rate`` of each unit's output channels open,
+    spread evenly over the channels (gate weights zeroed, biases +6 for open and -6 for closed)."""
     from .layers import GatedConv
 
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError(f"rate (the share of gates open) must be in [0, 1], got {rate}")
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, GatedConv):
+                channels = torch.arange(m.out_channels, dtype=torch.float64)
+                opened = torch.floor((channels + 1) * rate) > torch.floor(channels * rate)
                 m.gate_logits.weight.zero_()
-                bias = torch.full_like(m.gate_logits.bias, -6.0)
-                bias[::2] = 6.0
-                m.gate_logits.bias.copy_(bias)
+                m.gate_logits.bias.copy_(torch.where(opened, 6.0, -6.0))
+
+
+def interleaved_ms(models: dict, x, repeats: int, device: str = "cpu", warmup: int = 3) -> dict:
+    """Median inference wall time in ms of each model on ``x``, no gradients, the models taking turns in
+    alternating order, so that a slow spell of the machine hits every one."""
+    times = {name: [] for name in models}
+    order = list(models)
+    with torch.no_grad():
+        for r in range(warmup + repeats):
+            for name in (order if r % 2 else order[::-1]):
+                if device == "cuda":
+                    torch.cuda.synchronize()
+                start = time.perf_counter()
+                models[name](x)
+                if device == "cuda":
+                    torch.cuda.synchronize()
+                if r >= warmup:
+                    times[name].append(time.perf_counter() - start)
+    return {name: 1e3 * statistics.median(t) for name, t in times.items()}
 
 
 def hard_batch1(stem, size, width, device, repeats) -> dict:
@@ -233,26 +255,65 @@ def hard_batch1(stem, size, width, device, repeats) -> dict:
     from .layers import GatedConv
 
     models = {"base": build("base", stem, width, device), "hard": build("hard", stem, width, device)}
-    force_open_rate_half(models["hard"])
+    force_open_rate(models["hard"], 0.5)
     x, _ = inputs(1, size, device)
-    times = {name: [] for name in models}
     for m in models.values():
         m.eval()
-    with torch.no_grad():
-        for r in range(3 + repeats):
-            for name in (("base", "hard") if r % 2 else ("hard", "base")):
-                if device == "cuda":
-                    torch.cuda.synchronize()
-                start = time.perf_counter()
-                models[name](x)
-                if device == "cuda":
-                    torch.cuda.synchronize()
-                if r >= 3:
-                    times[name].append(time.perf_counter() - start)
+    ms = interleaved_ms(models, x, repeats, device)
     rates = [m.last_open_rate for m in models["hard"].modules() if isinstance(m, GatedConv)]
-    base, hard = statistics.median(times["base"]), statistics.median(times["hard"])
-    return {"base_ms": 1e3 * base, "hard_ms": 1e3 * hard, "ratio": hard / base,
-            "open_rate": sum(rates) / len(rates), "repeats": repeats, "passed": hard / base < 1.0}
+    return {"base_ms": ms["base"], "hard_ms": ms["hard"], "ratio": ms["hard"] / ms["base"],
+            "open_rate": sum(rates) / len(rates), "repeats": repeats, "passed": ms["hard"] < ms["base"]}
+
+
+def vary_norm_statistics(model, seed: int = 0) -> None:
+    """Give every BatchNorm running statistics and an affine map away from their initial ones, as training
+    would, so that an untrained network's output depends on all of them (and a comparison can fail)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                n = m.num_features
+                m.running_mean.copy_(0.1 * torch.randn(n, generator=g))
+                m.running_var.copy_(0.5 + torch.rand(n, generator=g))
+                m.weight.copy_(0.5 + torch.rand(n, generator=g))
+                m.bias.copy_(0.1 * torch.randn(n, generator=g))
+
+
+def hard_open_rates(size: int = 64, rates=(1.0, 0.75, 0.5, 0.25), stem: str = "imagenet", width: int = 64,
+                    repeats: int = 30, gate_after_norm: bool = True) -> list[dict]:
+    """``hard`` at inference on one sample against ``base``, its gates forced to each open rate in turn.
+
+    One row per rate: the executed MACs (``dynlab.flops``: each unit's closed output channels skipped)
+    and the wall time, each as a ratio to ``base``'s, and the largest difference between the output of
+    the fast path (``dynlab.kernels``) and the plain layers' masked computation (every channel
+    convolved, then multiplied by its gate) on the same weights. ``gate_after_norm`` as the course
+    recipe trains it.
+    """
+    from .flops import count
+    from .models import resnet18
+
+    x, _ = inputs(1, size, "cpu")
+    base = build("base", stem, width, "cpu").eval()
+    vary_norm_statistics(base)
+    rows = []
+    for rate in rates:
+        torch.manual_seed(0)
+        fast = resnet18("hard", NUM_CLASSES, stem=stem, width=width, gate_after_norm=gate_after_norm).eval()
+        vary_norm_statistics(fast)
+        force_open_rate(fast, rate)
+        with kernels.disabled():
+            plain = resnet18("hard", NUM_CLASSES, stem=stem, width=width, gate_after_norm=gate_after_norm).eval()
+        plain.load_state_dict(fast.state_dict())
+        with torch.no_grad():
+            difference = float((fast(x) - plain(x)).abs().max())
+        dense, executed, _ = count(fast, x)
+        base_macs = count(base, x)[0]
+        ms = interleaved_ms({"base": base, "hard": fast}, x, repeats)
+        rows.append({"size": size, "open_rate": rate, "executed_mac_ratio": executed / base_macs,
+                     "dense_mac_ratio": dense / base_macs,
+                     "base_ms": ms["base"], "hard_ms": ms["hard"], "time_ratio": ms["hard"] / ms["base"],
+                     "max_difference": difference, "repeats": repeats})
+    return rows
 
 
 # -- the benchmark --------------------------------------------------------------------------------------

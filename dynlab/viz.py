@@ -302,6 +302,24 @@ def plot_curves(rows: Sequence[Mapping]) -> "plt.Figure":
     return fig
 
 
+def plot_hard_cost(rows: Sequence[Mapping]) -> "plt.Figure":
+    """``hard``'s MACs and wall time against the share of its gates open, as ratios to ``base`` (the rows
+    of ``dynlab.bench.hard_open_rates``, one input size)."""
+    fig, axes = _figure(1, 1, (5.5, 3.6))
+    ax = axes[0][0]
+    rates = [r["open_rate"] for r in rows]
+    ax.plot(rates, [r["executed_mac_ratio"] for r in rows], "o-", label="executed MACs")
+    ax.plot(rates, [r["time_ratio"] for r in rows], "^-", color="black", label="wall time")
+    ax.axhline(1.0, color="grey", ls=":", label="base (static)")
+    ax.set_xlabel("share of gates open")
+    ax.set_ylabel("ratio to base")
+    ax.set_ylim(bottom=0)
+    ax.set_title(f"hard, one {rows[0]['size']}x{rows[0]['size']} input, no gradients")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return fig
+
+
 # -- one unit's attention, kind by kind (the explorer draws with these) -------------------------------
 
 #: what each attention kind is called in titles and captions

@@ -45,8 +45,9 @@ class GatedConv(ConvUnit):
         # gate_bias 3 starts every gate open (sigmoid(3) = 0.95), and closing one then takes thousands of
         # steps; near 0 the gates start undecided, so a short run can move them either way
         nn.init.constant_(self.gate_logits.bias, float(gate_bias))
-        self._open_rate: torch.Tensor | None = None  # kept as a tensor: reading it out would sync a GPU
-        self._union_rate: torch.Tensor | None = None
+        # the last forward's gates, (B, C_out), 0/1 or boolean: kept as a tensor (reading a rate out would
+        # sync a GPU) and summarised only when a rate is asked for
+        self._last_gates: torch.Tensor | None = None
 
     @property
     def normalizes_output(self) -> bool:
@@ -55,12 +56,16 @@ class GatedConv(ConvUnit):
     @property
     def last_open_rate(self) -> float | None:
         """The share of gates open on the last forward, over its samples (None before the first)."""
-        return None if self._open_rate is None else float(self._open_rate)
+        return None if self._last_gates is None else float(self._gate_values().mean())
 
     @property
     def last_union_rate(self) -> float | None:
         """The share of output channels open for at least one sample of the last forward's batch."""
-        return None if self._union_rate is None else float(self._union_rate)
+        return None if self._last_gates is None else float(self._gate_values().amax(dim=0).mean())
+
+    def _gate_values(self) -> torch.Tensor:
+        gates = self._last_gates
+        return gates if gates.is_floating_point() else gates.to(self.weight.dtype)
 
     def gate_probabilities(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.gate_logits(torch.relu(self.gate_hidden(global_average(x)))))
@@ -70,8 +75,7 @@ class GatedConv(ConvUnit):
         soft = self.gate_probabilities(x)
         hard = (soft > 0.5).to(soft.dtype)
         self._record(gates=hard)
-        self._open_rate = hard.mean().detach()
-        self._union_rate = hard.amax(dim=0).mean().detach()
+        self._last_gates = hard.detach()
         if not self.training:
             self.aux_term = None
             return hard
