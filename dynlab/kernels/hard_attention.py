@@ -1,9 +1,9 @@
 """``hard`` at inference: only the output channels some sample's gates open are convolved.
 
 A closed gate makes its output channel exactly zero, so without gradients the unit gathers the open
-filters, convolves with them alone and puts the result back among zeros, with the unit's own
-BatchNorm (``gate_after_norm``) folded into the gathered weights. With gradients on (training,
-Grad-CAM) it computes the masked formula of ``dynlab.layers.hard_attention``.
+filters, convolves with them alone (normalised by the unit's own BatchNorm, ``gate_after_norm``, on
+those channels only) and puts the result back among zeros. With gradients on (training, Grad-CAM) it
+computes the masked formula of ``dynlab.layers.hard_attention``.
 
 Whether that saves time depends on the maps. On the 56x56 to 7x7 maps of a 224x224 input a
 convolution's arithmetic outweighs reading its weight, and skipping half the channels pays for the
@@ -14,6 +14,7 @@ channels save. ``python -m benchmarks hard`` measures both.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from ..layers.hard_attention import GatedConv
 from ..layers.unit import spread
@@ -47,45 +48,36 @@ class FastGatedConv(GatedConv):
 
         With one sample every convolved channel is open, so its gate, exactly 1, is not multiplied in.
         """
-        weight, bias = self._inference_operands()
         index = (opened[0] if x.shape[0] == 1 else opened.any(dim=0)).nonzero().squeeze(1)
         if index.numel() == self.out_channels:  # nothing to skip
-            y = self.conv(x, weight, bias)
+            y = self.convolve(x)
             return y if x.shape[0] == 1 else y.mul_(spread(opened, self.dim))
         out = x.new_zeros(x.shape[0], self.out_channels, *self.output_shape(x))
         if index.numel() == 0:  # every channel closed: nothing to compute
             return out
-        partial = self.conv(x, self._open_filters(weight, index), bias.index_select(0, index))
+        bias = self.bias.index_select(0, index) if self.bias is not None else None
+        partial = self._norm_open(self.conv(x, self._open_filters(index), bias), index)
         if x.shape[0] > 1:
             partial.mul_(spread(opened.index_select(1, index), self.dim))
         return out.index_copy_(1, index, partial)
 
-    def _inference_operands(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Weight and bias with the unit's own BatchNorm (inference statistics) folded in, kept until a
-        parameter or statistic changes (an optimiser step or ``load_state_dict`` bumps its version)."""
-        norm = self.norm
-        sources = [self.weight, self.bias] + ([] if norm is None else
-                                              [norm.running_mean, norm.running_var, norm.weight, norm.bias])
-        key = tuple(None if t is None else (id(t), t._version, t.dtype, t.device) for t in sources)
-        cached = self.__dict__.get("_operands")
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        weight = self.weight.detach()
-        bias = self.bias.detach() if self.bias is not None else weight.new_zeros(self.out_channels)
-        if norm is not None:
-            scale = torch.rsqrt(norm.running_var + norm.eps)
-            if norm.weight is not None:
-                scale = scale * norm.weight.detach()
-            shift = -norm.running_mean * scale + (norm.bias.detach() if norm.bias is not None else 0.0)
-            weight = weight * scale.reshape(-1, *[1] * (weight.dim() - 1))
-            bias = bias * scale + shift
-        operands = (weight.contiguous(), bias.contiguous())
-        self.__dict__["_operands"] = (key, operands)
-        return operands
+    def _norm_open(self, partial: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """The unit's own BatchNorm (``gate_after_norm``), in inference, on the open channels ``index`` only.
 
-    def _open_filters(self, weight: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-        """The filters ``index`` of ``weight``, gathered into a scratch buffer kept between calls (a gather
+        Computed at every call, not folded into cached weights: fused optimisers and BatchNorm's running
+        statistics change their tensors in place without bumping the version counter a cache could check.
+        """
+        norm = self.norm
+        if norm is None:
+            return partial
+        pick = (lambda t: None if t is None else t.index_select(0, index))
+        return F.batch_norm(partial, pick(norm.running_mean), pick(norm.running_var), pick(norm.weight),
+                            pick(norm.bias), False, 0.0, norm.eps)
+
+    def _open_filters(self, index: torch.Tensor) -> torch.Tensor:
+        """The filters ``index`` of the weight, gathered into a scratch buffer kept between calls (a gather
         into freshly allocated, page-faulted memory would cost as much as the channels it saves)."""
+        weight = self.weight
         buffer = self.__dict__.get("_filter_buffer")
         if buffer is None or buffer.shape != weight.shape or buffer.dtype != weight.dtype \
                 or buffer.device != weight.device or buffer.is_inference() != torch.is_inference_mode_enabled():
@@ -95,5 +87,4 @@ class FastGatedConv(GatedConv):
     def __getstate__(self):
         state = super().__getstate__()
         state.pop("_filter_buffer", None)  # scratch memory, not state
-        state.pop("_operands", None)
         return state
