@@ -4,14 +4,9 @@ import torch
 
 from dynlab import experiments, models, profiles
 from dynlab.exercises import ex01
+from exercise_output import says as _says
 
 ONE_THREAD = True
-
-
-def _says(capsys, *words):
-    out = capsys.readouterr().out
-    assert len(out.strip().splitlines()) == 1
-    return all(word in out for word in words)
 
 
 def test_check_1(capsys):

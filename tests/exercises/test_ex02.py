@@ -4,14 +4,9 @@ import pytest
 from dynlab import experiments
 from dynlab.experiments.course_models import load_course_model
 from dynlab.exercises import ex02
+from exercise_output import says as _says
 
 ONE_THREAD = True
-
-
-def _says(capsys, *words):
-    out = capsys.readouterr().out
-    assert len(out.strip().splitlines()) == 1
-    return all(word in out for word in words)
 
 
 def test_check_1(capsys):

@@ -4,14 +4,9 @@ import pytest
 from dynlab import engine, experiments
 from dynlab.experiments.course_models import load_course_model
 from dynlab.exercises import ex04
+from exercise_output import says as _says
 
 ONE_THREAD = True
-
-
-def _says(capsys, *words):
-    out = capsys.readouterr().out
-    assert len(out.strip().splitlines()) == 1
-    return all(word in out for word in words)
 
 
 def test_without_straight_through_nothing_reaches_the_gates():

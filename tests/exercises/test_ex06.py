@@ -5,14 +5,9 @@ import torch
 from dynlab import experiments, models
 from dynlab.experiments.course_models import load_course_model
 from dynlab.exercises import ex06
+from exercise_output import says as _says
 
 ONE_THREAD = True
-
-
-def _says(capsys, *words):
-    out = capsys.readouterr().out
-    assert len(out.strip().splitlines()) == 1
-    return all(word in out for word in words)
 
 
 @pytest.fixture(scope="module")

@@ -3,12 +3,7 @@ import math
 
 from dynlab import metrics, paper
 from dynlab.exercises import ex08
-
-
-def _says(capsys, *words):
-    out = capsys.readouterr().out
-    assert len(out.strip().splitlines()) == 1
-    return all(word in out for word in words)
+from exercise_output import says as _says
 
 
 def test_check_4(capsys):

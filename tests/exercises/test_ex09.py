@@ -6,12 +6,7 @@ import pytest
 from dynlab import metrics
 from dynlab.experiments import COLUMNS, study, write_csv
 from dynlab.exercises import ex09
-
-
-def _says(capsys, *words):
-    out = capsys.readouterr().out
-    assert len(out.strip().splitlines()) == 1
-    return all(word in out for word in words)
+from exercise_output import says as _says
 
 
 def _row(task, variant, seed, metric, macs=1_000_000, seconds=10.0):
