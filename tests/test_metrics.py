@@ -8,6 +8,7 @@ from dynlab.metrics import (
     accuracy,
     mean_std,
     paired_difference,
+    predicted_labels,
     student_t_cdf,
     student_t_quantile,
     topk_correct,
@@ -118,3 +119,12 @@ def test_paired_difference_on_a_known_example():
         paired_difference([1.0, 2.0], [1.0])
     with pytest.raises(ValueError, match="at least 2"):
         paired_difference([1.0], [0.0])
+
+
+def test_predicted_labels_is_argmax_with_its_ties_and_nans():
+    torch.manual_seed(0)
+    logits = torch.randint(0, 3, (4, 6, 9, 9)).float()  # few distinct values: many ties
+    logits[0, 2, 0, 0] = logits[0, 4, 0, 0] = float("nan")
+    for dim in (0, 1, 2, 3):
+        assert torch.equal(predicted_labels(logits, dim), logits.argmax(dim))
+    assert predicted_labels(logits)[0, 0, 0] == 2  # the first NaN, as argmax

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from ..device import inputs_for
+from ..metrics import predicted_labels
 
 BATCH = 16
 IGNORE = 255
@@ -72,7 +73,7 @@ def predict(model: nn.Module, samples: Sequence[tuple[torch.Tensor, torch.Tensor
         model.train(was_training)
     output = torch.cat(outputs)
     segmentation = output.dim() == 4
-    predicted = output.argmax(1)
+    predicted = predicted_labels(output)
     targets = [torch.as_tensor(s[1]) for s in samples]
     if segmentation:
         wrong = [scene_missed(t, p) for t, p in zip(targets, predicted)]
