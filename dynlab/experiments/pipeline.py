@@ -141,8 +141,10 @@ class Run:
     settings: dict = field(default_factory=dict)
     #: the trivial answer on the same test split (``baselines.trivial_baseline``)
     baseline: dict = field(default_factory=dict)
-    #: what the model's attention does on the test split (``attention.attention_summary``)
-    attention: dict = field(default_factory=dict)
+    #: what the model's attention does on the test split (``attention.attention_summary``); None until
+    #: ``measure_attention`` runs, which ``row`` does: its probes take seconds a cell, and a notebook that
+    #: retrains a variant never reads them
+    attention: dict | None = None
     #: each class's test accuracy, or IoU for segmentation (``per_class.per_class``)
     per_class: dict = field(default_factory=dict)
 
@@ -166,6 +168,15 @@ class Run:
     def train_seconds(self) -> float:
         return float(sum(r["seconds"] for r in self.history.records))
 
+    def measure_attention(self) -> dict:
+        """``attention``, measured on the test split the first time it is asked for."""
+        if self.attention is None:
+            batch_size = get_profile(self.cell.profile).task(self.task).for_variant(self.variant).batch_size
+            summary = attention.attention_summary(self.model, self.data.test, class_names=self.data.class_names,
+                                                  ignore_index=self.data.ignore_index, batch_size=batch_size)
+            self.attention = attention.as_numbers(summary)
+        return self.attention
+
     def row(self) -> dict:
         """The cell's record in its grid folder (``cells/NAME.json``); the CSVs keep ``cell.COLUMNS`` of it."""
         c = self.cell
@@ -176,7 +187,7 @@ class Run:
                "device": self.device, "protocol": c.protocol, "best_epoch": self.history.best_epoch,
                "val_metric": self.history.best_metric, "curve": [r["val_metric"] for r in self.history.records],
                "train_series": self.train_series, "settings": self.settings, "baseline": self.baseline,
-               "attention": self.attention, "per_class": self.per_class}
+               "attention": self.measure_attention(), "per_class": self.per_class}
         if c.options:
             row["unit_options"] = dict(c.options)
         return row
@@ -215,9 +226,7 @@ def train_cell(cell: Cell, out_dir: str | Path | None = None, *, grid: str | Pat
                   out_dir=out_dir, resume=resume and out_dir is not None and not overwrite, overwrite=overwrite,
                   quiet=quiet,
                   keep="last" if refit else "best", **kwargs)
-    summary = attention.attention_summary(model, data.test, class_names=data.class_names,
-                                          ignore_index=data.ignore_index, batch_size=kwargs.get("batch_size", 32))
     return Run(cell, model, history, data, cost.params, cost.macs, describe(device), len(train),
                Path(out_dir) if out_dir is not None else None, cell_settings(cell, epochs, limit),
-               trivial_baseline(data), attention.as_numbers(summary),
+               trivial_baseline(data), None,
                per_class(model, data, batch_size=kwargs.get("batch_size", 32)))
