@@ -114,3 +114,30 @@ def test_the_study_table_judges_the_goal_on_the_mean_and_counts_the_runs_that_me
     assert lines["dyconv"].endswith("| no (1/3 runs) |")
     # the probe counts too: a mean probe below 3x chance fails whatever the spread
     assert attention_table([row("local", 0.2, 0.5)])[2].endswith("| no (0/1 runs) |")
+
+
+def test_the_probe_stops_where_the_penalised_loss_is_flat():
+    # its gradient is written out by hand: at the point L-BFGS returns, autograd's gradient must vanish
+    torch.manual_seed(0)
+    x = torch.randn(120, 6, dtype=torch.float64)
+    labels = (x[:, 0] + 0.5 * torch.randn(120, dtype=torch.float64) > 0).long() + (x[:, 1] > 1).long()
+    targets = torch.nn.functional.one_hot(labels, 3).double()
+    weight, bias = attention._fit_logistic(x, targets, weight_decay=1e-3, steps=100)
+    weight.requires_grad_(True)
+    bias.requires_grad_(True)
+    loss = torch.nn.functional.cross_entropy(x @ weight + bias, labels) + 1e-3 * weight.pow(2).sum()
+    loss.backward()
+    assert weight.grad.abs().max() < 1e-5 and bias.grad.abs().max() < 1e-5
+    assert weight.abs().max() > 0.1  # it moved from its zero start
+
+
+def test_a_trained_cell_measures_its_attention_when_its_row_is_written():
+    from dynlab.experiments import Cell, train_cell
+
+    run = train_cell(Cell("classification", "dyconv", profile="quick"), epochs=1, limit=60, quiet=True, device="cpu")
+    assert run.attention is None  # a notebook that retrains never pays for the probes
+    figures = run.row()["attention"]
+    expected = attention.as_numbers(attention.attention_summary(
+        run.model, run.data.test, class_names=run.data.class_names, batch_size=32))
+    assert figures == expected and "probe" in figures
+    assert run.measure_attention() is figures  # measured once
