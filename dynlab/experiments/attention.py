@@ -133,8 +133,7 @@ def _fit_logistic(x: torch.Tensor, targets: torch.Tensor, weight_decay: float, s
         bias.grad = d_logits.sum(0)
         return loss
 
-    with torch.no_grad():
-        optimizer.step(closure)
+    optimizer.step(closure)
     return weight, bias
 
 
