@@ -152,7 +152,8 @@ def _grouped(unit, x, kernels, attention, spatial):
             [x.requires_grad, weights.requires_grad, False])
         return grad_x, grad_w
 
-    out = rebuilt_operands(operands, conv, conv_backward, x, kernels, attention, spatial)
+    per_sample_kernels = batch * kernels[0].numel()
+    out = rebuilt_operands(operands, conv, conv_backward, x, kernels, attention, spatial, size=per_sample_kernels)
     return out.reshape(batch, unit.out_channels, *out.shape[2:])
 
 
@@ -196,7 +197,8 @@ def _unfold_batched(unit, x, kernels, attention, spatial):
         weights = _aggregate(kernels, attention, None if on_columns else spatial)
         return weights.reshape(batch, groups, c_out // groups, cols.shape[2]), cols
 
-    out = rebuilt_operands(operands, torch.matmul, matmul_backward, x, kernels, attention, spatial)
+    size = batch * (kernels[0].numel() + unit.in_channels * unit.kernel_volume * positions)
+    out = rebuilt_operands(operands, torch.matmul, matmul_backward, x, kernels, attention, spatial, size=size)
     return out.reshape(batch, c_out, *unit.output_shape(x))
 
 

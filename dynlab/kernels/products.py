@@ -69,7 +69,8 @@ def batch_product(unit: ConvUnit, x: torch.Tensor, stacked: torch.Tensor, spatia
     def operands(x, stacked, spatial):  # the kernels (g, K C_out/g, D), the columns (g, D, L B)
         return stacked.reshape(groups, stacked.shape[0] // groups, -1), batch_columns(unit, x, spatial)
 
-    return rebuilt_operands(operands, torch.bmm, matmul_backward, x, stacked, spatial)
+    columns = x.shape[0] * unit.in_channels * unit.kernel_volume * unit.output_positions(x)
+    return rebuilt_operands(operands, torch.bmm, matmul_backward, x, stacked, spatial, size=columns)
 
 
 def stacked_conv(unit: ConvUnit, x: torch.Tensor, stacked: torch.Tensor) -> torch.Tensor:

@@ -7,6 +7,10 @@ memory of a plain one. ``rebuilt_operands`` keeps only the small inputs (the inp
 kernels, the attentions) and builds the operands again in backward, where they live for one unit at
 a time. The rebuild is the cheap part (a strided copy, a (B, K) x (K, weights) product); the large
 product itself is not recomputed. Values and gradients are those of the plain composition.
+
+Small operands are kept as plain autograd keeps them (``KEEP_UP_TO``): on the course's width-16
+models a rebuild saved a few MiB and cost more than the product it served, in the Python of its
+backward (``python -m benchmarks course``).
 """
 from __future__ import annotations
 
@@ -15,6 +19,9 @@ from typing import Callable, Sequence
 import torch
 
 Operands = Sequence[torch.Tensor]
+
+#: operands of at most this many elements in all are kept for backward, not rebuilt (16 MiB of float32)
+KEEP_UP_TO = 2 ** 22
 
 
 class _RebuiltOperands(torch.autograd.Function):
@@ -51,15 +58,17 @@ def _autocast_state(device_type: str) -> tuple[str, torch.dtype, bool]:
 
 
 def rebuilt_operands(build: Callable[..., Operands], op: Callable[..., torch.Tensor],
-                     op_backward: Callable[..., Operands], *inputs: torch.Tensor | None) -> torch.Tensor:
+                     op_backward: Callable[..., Operands], *inputs: torch.Tensor | None,
+                     size: int | None = None) -> torch.Tensor:
     """``op(*build(*inputs))``, keeping ``inputs`` for backward instead of the operands ``build`` makes.
 
     ``op_backward(grad, *operands)`` returns the gradient of each operand (None where not needed).
-    Without gradients to compute, it is the plain composition; so it is under ``torch.compile``,
-    which cannot trace the nested ``autograd.grad`` of the rebuild and chooses by itself which
-    intermediates to keep for backward and which to recompute.
+    ``size``: the number of elements ``build`` makes, where the caller knows it; up to ``KEEP_UP_TO``
+    the operands are kept, as by the plain composition. Without gradients to compute, it is the plain
+    composition; so it is under ``torch.compile``, which cannot trace the nested ``autograd.grad`` of
+    the rebuild and chooses by itself which intermediates to keep for backward and which to recompute.
     """
-    if (not torch.is_grad_enabled() or torch.compiler.is_compiling()
+    if (not torch.is_grad_enabled() or torch.compiler.is_compiling() or (size is not None and size <= KEEP_UP_TO)
             or not any(t is not None and t.requires_grad for t in inputs)):
         return op(*build(*inputs))
     return _RebuiltOperands.apply(build, op, op_backward, *inputs)

@@ -4,7 +4,8 @@ The paths against a per-sample loop (3x3 kernels) and against the plain ``groupe
 geometries (kernel sizes 1 to 5, any padding, strides, dilations, groups up to depthwise, batch 1
 and 3, K 1 and 4, 1D and 2D), outputs and gradients in float64; im2col and its adjoint against
 ``F.unfold``/``F.fold``; what backward keeps; the cost model's choices; every path under CPU autocast.
-No timing here: ``python -m benchmarks paths`` times them.
+The gradients are checked both ways backward can get its operands: kept (small ones, as here) and
+rebuilt (``recompute.KEEP_UP_TO`` set to 0, as for a full-width network). No timing here: ``python -m benchmarks paths`` times them.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dynlab.kernels import im2col, per_sample
+from dynlab.kernels import im2col, per_sample, recompute
 from dynlab.layers.unit import ConvUnit
 from kernel_cases import CASES
 
@@ -42,8 +43,16 @@ _MIX_CASES = [
 ]
 
 
+@pytest.fixture(params=["kept", "rebuilt"])
+def operands(request, monkeypatch):
+    """Whether backward gets the paths' operands kept by autograd or rebuilt (``dynlab.kernels.recompute``)."""
+    if request.param == "rebuilt":
+        monkeypatch.setattr(recompute, "KEEP_UP_TO", 0)
+    return request.param
+
+
 @pytest.mark.parametrize("dim,stride,channels,dilation,batch,count,has_spatial", _MIX_CASES)
-def test_mixing_paths_equal_per_sample_loop(dim, stride, channels, dilation, batch, count, has_spatial):
+def test_mixing_paths_equal_per_sample_loop(dim, stride, channels, dilation, batch, count, has_spatial, operands):
     c_in, c_out, groups = channels
     g = torch.Generator().manual_seed(hash((dim, stride, channels, dilation, batch, count, has_spatial)) % 2**31)
     k = 3
@@ -192,10 +201,9 @@ def test_choose_path_takes_the_dense_convolution_on_cuda_wherever_it_applies():
     assert per_sample.choose_path(unit, torch.empty(32, 64, 64, 64), 4, False) != "dense"  # the CPU's cost model
 
 
-@pytest.mark.parametrize("dim", [1, 2])
-@pytest.mark.parametrize("path", ["grouped", "unfold", "unfold_dense"])
-def test_per_sample_paths_keep_neither_columns_nor_per_sample_kernels_for_backward(path, dim):
-    """What autograd keeps is the inputs, not the unfolded input or the B kernels (recompute.py)."""
+def kept_for_backward(path, dim):
+    """The largest tensor a path's forward leaves for backward beyond its inputs, and the sizes of the
+    unfolded input and of the B per-sample kernels; backward is run to check it works from what was kept."""
     g = torch.Generator().manual_seed(dim)
     batch, c_in, c_out, count = 8, 32, 8, 4  # responses (B K C_out L) smaller than both
     unit = ConvUnit(c_in, c_out, 3, padding=1, dim=dim)
@@ -214,11 +222,29 @@ def test_per_sample_paths_keep_neither_columns_nor_per_sample_kernels_for_backwa
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         out = per_sample.mix_kernels_per_sample(unit, x, kernels, attention, spatial, path)
-    columns = batch * c_in * unit.kernel_volume * out[0, 0].numel()
-    per_sample_kernels = batch * c_out * c_in * unit.kernel_volume
-    assert max(kept, default=0) < min(columns, per_sample_kernels)
-    out.sum().backward()  # and backward still works from what was kept
+    out.sum().backward()
     assert all(t.grad is not None for t in (x, kernels, attention, spatial))
+    columns = batch * c_in * unit.kernel_volume * out[0, 0].numel()
+    return max(kept, default=0), columns, batch * c_out * c_in * unit.kernel_volume
+
+
+@pytest.mark.parametrize("dim", [1, 2])
+@pytest.mark.parametrize("path", ["grouped", "unfold", "unfold_dense"])
+def test_per_sample_paths_keep_neither_columns_nor_per_sample_kernels_for_backward(path, dim, monkeypatch):
+    """What autograd keeps is the inputs, not the unfolded input or the B kernels (recompute.py), once
+    these are larger than ``KEEP_UP_TO`` elements (here made 0)."""
+    monkeypatch.setattr(recompute, "KEEP_UP_TO", 0)
+    largest, columns, per_sample_kernels = kept_for_backward(path, dim)
+    assert largest < min(columns, per_sample_kernels)
+
+
+@pytest.mark.parametrize("dim", [1, 2])
+@pytest.mark.parametrize("path", ["grouped", "unfold", "unfold_dense"])
+def test_small_operands_are_kept_for_backward_not_rebuilt(path, dim):
+    """Below ``KEEP_UP_TO`` elements the operands are kept, as the plain composition keeps them."""
+    largest, columns, per_sample_kernels = kept_for_backward(path, dim)
+    assert columns + per_sample_kernels <= recompute.KEEP_UP_TO
+    assert largest >= min(columns, per_sample_kernels)
 
 
 CPU = torch.device("cpu")
