@@ -22,6 +22,7 @@ MODES = {
     "pool": ("pool", "the ImageNet stem's max pool: nn.MaxPool2d against the channels-last one"),
     "subnormal": ("subnormal", "consecutive training steps and the subnormal numbers in their gradients"),
     "hard": ("hard", "hard at inference on one sample: MACs and wall time against the share of gates open"),
+    "tiled": ("tiled", "per-sample kernels built and applied in cache-sized tiles, against the paths (an experiment)"),
 }
 
 

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from dynlab import profiles
 from dynlab.bench import format_report, run_benchmark
@@ -59,3 +60,27 @@ def test_the_course_benchmark_times_the_course_models_beside_base(monkeypatch):
     assert hard["macs"] >= base["macs"] and hard["train_ms"] > 0 and hard["infer_ms"] > 0
     assert base["batch"] == profiles.get_profile("quick").timeseries.batch_size
     assert "| hard |" in course.table(rows)
+
+
+@pytest.mark.parametrize("tile_bytes", [1, 3 * 72 * 5 * 4, 10 ** 9], ids=["one-channel", "five-channels", "one-tile"])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_the_tiled_experiment_gives_the_per_sample_outputs_and_gradients(monkeypatch, tile_bytes, stride):
+    """``python -m benchmarks tiled`` times what it computes: the per-sample formula, in float64 here."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1]))
+    from benchmarks.tiled import tiled_per_sample
+
+    from dynlab.kernels import per_sample
+    from dynlab.layers.unit import ConvUnit
+
+    g = torch.Generator().manual_seed(stride)
+    unit = ConvUnit(8, 12, 3, stride=stride, padding=1)
+    x = torch.randn(3, 8, 7, 6, generator=g, dtype=torch.float64, requires_grad=True)
+    kernels = torch.randn(4, 12, 8, 3, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    attention = torch.rand(3, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    want = per_sample.mix_kernels_per_sample(unit, x, kernels, attention, None, "grouped")
+    cotangent = torch.randn(want.shape, generator=g, dtype=torch.float64)
+    got = tiled_per_sample(unit, x, kernels, attention, tile_bytes)
+    torch.testing.assert_close(got, want)
+    for have, expected in zip(torch.autograd.grad(got, (x, kernels, attention), cotangent),
+                              torch.autograd.grad(want, (x, kernels, attention), cotangent)):
+        torch.testing.assert_close(have, expected)
