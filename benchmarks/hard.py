@@ -10,7 +10,7 @@ ImageNet stem, gates after the unit's own normalisation as the course recipe tra
 no gradients, ``base`` timed in turn with ``hard`` in the same process (``dynlab.bench.hard_open_rates``).
 Per open rate it prints, as ratios to ``base``, the executed MACs (the kit's count, ``dynlab.flops``:
 closed output channels skipped, which is what the fast path ``dynlab.kernels.hard_attention``
-convolves) and the wall time (below 1.00, ``hard`` answers faster than the static network), and the
+convolves where they come to ``skip_at_least`` MACs a sample) and the wall time (below 1.00, ``hard`` answers faster than the static network), and the
 largest difference between the fast path's output and the plain layers' masked computation (every
 channel convolved, then multiplied by its gate), which must stay within float tolerance.
 """

@@ -1,15 +1,17 @@
-"""``hard`` at inference: only the output channels some sample's gates open are convolved.
+"""``hard`` at inference: the output channels no sample's gates open are skipped, where that pays.
 
-A closed gate makes its output channel exactly zero, so without gradients the unit gathers the open
-filters, convolves with them alone (normalised by the unit's own BatchNorm, ``gate_after_norm``, on
-those channels only) and puts the result back among zeros. With gradients on (training, Grad-CAM) it
+A closed gate makes its output channel exactly zero, so without gradients the unit can gather the open
+filters, convolve with them alone (normalised by the unit's own BatchNorm, ``gate_after_norm``, on
+those channels only) and put the result back among zeros. With gradients on (training, Grad-CAM) it
 computes the masked formula of ``dynlab.layers.hard_attention``.
 
-Whether that saves time depends on the maps. On the 56x56 to 7x7 maps of a 224x224 input a
-convolution's arithmetic outweighs reading its weight, and skipping half the channels pays for the
-gate networks. On the 16x16 to 2x2 maps of a 64x64 input a convolution with one sample costs about
-one read of its weight, which the gather reads too, and the gate networks cost more than the skipped
-channels save. ``python -m benchmarks hard`` measures both.
+Whether skipping saves time depends on how much it skips. The gather reads the open filters once
+more, and the BatchNorm and the write-back run as extra operations: on a CPU that costs about what
+convolving a few million MACs does. So the unit skips only where the closed channels' MACs (a sample;
+channels open for any sample of the batch are convolved for all) reach ``FastGatedConv.skip_at_least``;
+below that it convolves every channel and multiplies by the gates, which was faster (``python -m
+benchmarks hard`` and the course's trained models, ``benchmarks/results/README.md``). On the 56x56 to 7x7 maps of a 224x224 input half the channels
+closed skip enough; on the 16x16 to 2x2 maps of a 64x64 input only a quarter open does.
 """
 from __future__ import annotations
 
@@ -21,12 +23,17 @@ from ..layers.unit import spread
 
 
 class FastGatedConv(GatedConv):
-    """``GatedConv`` that, without gradients, convolves only the open output channels.
+    """``GatedConv`` that, without gradients, convolves only the open output channels where that skips
+    at least ``skip_at_least`` MACs.
 
     Under ``torch.compile`` it computes every channel and multiplies by the gates, as training does:
     which channels to skip is known only at run time, and the skip would break the graph in every unit
     (and recompile it for every shape).
     """
+
+    #: closed-channel MACs a sample below which a call convolves every channel instead; set on a 2-core
+    #: x86 CPU from ``python -m benchmarks hard`` and the course's trained models
+    skip_at_least = 6_000_000
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training or torch.is_grad_enabled() or torch.compiler.is_compiling() or self.groups != 1:
@@ -44,14 +51,21 @@ class FastGatedConv(GatedConv):
         return opened
 
     def _executed_forward(self, x: torch.Tensor, opened: torch.Tensor) -> torch.Tensor:
-        """Convolve the open output channels; the rest of the output is zero.
+        """The masked formula: the open output channels convolved, the rest zero.
 
-        With one sample every convolved channel is open, so its gate, exactly 1, is not multiplied in.
+        Where the closed channels come to fewer than ``skip_at_least`` MACs a sample, every channel is convolved
+        and multiplied by its gate; else only the open ones are. With one sample and every gate open, or
+        with only open channels convolved, the gates (exactly 1) are not multiplied in.
         """
-        index = (opened[0] if x.shape[0] == 1 else opened.any(dim=0)).nonzero().squeeze(1)
-        if index.numel() == self.out_channels:  # nothing to skip
+        batch, dense_macs = x.shape[0], self.conv_macs(1, self.output_positions(x))  # per sample
+        index, closed = None, 0
+        if dense_macs >= self.skip_at_least:  # else even every channel closed would not skip enough
+            index = (opened[0] if batch == 1 else opened.any(dim=0)).nonzero().squeeze(1)
+            closed = self.out_channels - index.numel()
+        if closed == 0 or dense_macs * closed < self.skip_at_least * self.out_channels:
             y = self.convolve(x)
-            return y if x.shape[0] == 1 else y.mul_(spread(opened, self.dim))
+            every_gate_open = batch == 1 and index is not None and closed == 0
+            return y if every_gate_open else y.mul_(spread(opened, self.dim))
         out = x.new_zeros(x.shape[0], self.out_channels, *self.output_shape(x))
         if index.numel() == 0:  # every channel closed: nothing to compute
             return out

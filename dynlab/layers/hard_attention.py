@@ -18,7 +18,8 @@ so a closed channel is exactly zero after the normalisation and the block adds n
 (``normalizes_output``; see ``dynlab.layers.norm_after``).
 
 A closed channel's output is exactly zero, so it need not be computed at all: ``executed_macs``
-counts what is left, and the fast inference path of ``dynlab.kernels`` skips the closed channels.
+counts what is left, and the fast inference path of ``dynlab.kernels`` skips the closed channels where
+they come to enough MACs to pay for it.
 """
 from __future__ import annotations
 
@@ -106,6 +107,6 @@ class GatedConv(ConvUnit):
 
     def union_macs(self, x: torch.Tensor, y: torch.Tensor) -> int:
         """MACs of convolving, for the whole batch, the channels open for some sample: what one convolution
-        over the batch computes when it skips closed channels (``dynlab.kernels``'s inference path)."""
+        over the batch computes when it skips closed channels (``dynlab.kernels``'s inference path, where it skips)."""
         rate = self.last_union_rate if self.last_union_rate is not None else 1.0
         return round(self.conv_macs(x.shape[0], y[0, 0].numel()) * rate) + y.numel()

@@ -1,5 +1,6 @@
-"""``hard``'s inference path without gradients: closed output channels skipped, the unit's own BatchNorm
-on the open channels only, and every output equal to the masked formula."""
+"""``hard``'s inference path without gradients: closed output channels skipped where they come to
+``skip_at_least`` MACs a sample (here mostly made 0, so that these small units skip), the unit's own
+BatchNorm on the open channels only, and every output equal to the masked formula."""
 from __future__ import annotations
 
 import copy
@@ -14,6 +15,11 @@ from dynlab.flops import count
 from dynlab.kernels.hard_attention import FastGatedConv
 from dynlab.layers.hard_attention import GatedConv
 from dynlab.models import resnet18
+
+
+@pytest.fixture(autouse=True)
+def skip_any_closed_channel(monkeypatch):
+    monkeypatch.setattr(FastGatedConv, "skip_at_least", 0)
 
 
 def _unit(dim: int, bias: bool, gate_after_norm: bool) -> FastGatedConv:
@@ -68,6 +74,25 @@ def test_the_skipping_path_equals_the_masked_formula(dim, batch, bias, gate_afte
     assert unit.last_union_rate == plain.last_union_rate
     # the four open filters only
     assert widths == [(4, 6)]
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("dim", [1, 2])
+def test_too_few_closed_macs_convolve_every_channel_and_mask(dim, batch, monkeypatch):
+    unit = _unit(dim, True, True)
+    plain = _plain(unit)
+    x = _input(dim, batch)
+    closed_macs = unit.conv_macs(1, unit.output_positions(x)) // 2  # half the gates closed, per sample
+    widths = []
+    conv = unit.conv
+    unit.conv = lambda inp, weight, bias=None, groups=None: widths.append(tuple(weight.shape[:2])) or conv(
+        inp, weight, bias, groups)
+    for threshold, width in ((closed_macs + 1, (8, 6)), (closed_macs, (4, 6))):
+        monkeypatch.setattr(FastGatedConv, "skip_at_least", threshold)
+        widths.clear()
+        with torch.no_grad():
+            torch.testing.assert_close(unit(x), plain(x), rtol=1e-10, atol=1e-10)
+        assert widths == [width]
 
 
 @pytest.mark.parametrize("batch", [1, 3])
