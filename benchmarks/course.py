@@ -11,6 +11,14 @@ says), and one inference on the same batch. Every variant is timed beside ``base
 rotated order, the median of ``--repeats``. Per MAC = time ratio over MAC ratio (MACs by
 ``dynlab.flops``; ``hard``'s dense MACs, every gate open): 1.0 means a variant costs what its
 multiply-accumulates predict. Float32, the threads torch picks unless ``--threads`` says.
+
+``--units`` looks inside the per-sample-kernel variants (``dyconv``, ``odconv``, ``odconv4x``): each of
+their units, on the input it gets in the course step, takes forward + backward on every exact path of
+``dynlab.kernels.per_sample``, timed against a static convolution of its shape. With every unit on its
+best path and nothing else the variant adds (attention heads, a larger optimizer step) counted, the
+step would take at least base's step plus the units' extra time: the last line gives that bound per MAC.
+
+    python -m benchmarks course --units --tasks classification --variants dyconv
 """
 from __future__ import annotations
 
@@ -30,6 +38,9 @@ from dynlab.engine.evaluate import logits_of
 from dynlab.engine.optim import make_optimizer
 from dynlab.experiments.pipeline import build_model, load_data
 from dynlab.flops import cost
+from dynlab.kernels.dyconv import FastDynamicConv
+from dynlab.kernels.odconv import FastODConv
+from dynlab.kernels.per_sample import applicable_paths, choose_path
 
 PROFILE = "quick"
 #: the label the segmentation masks leave out of the loss (as ``fit``'s default ``ignore_index``)
@@ -100,6 +111,60 @@ def measure(task: str, variants: list[str], repeats: int, warmup: int) -> list[d
     return rows
 
 
+def _median_seconds(fn, repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def unit_paths(task: str, variant: str, repeats: int) -> str:
+    """Markdown: each per-sample-kernel unit of ``variant``'s course model on every path, over a static conv."""
+    batch_size = profiles.get_profile(PROFILE).task(task).batch_size
+    data = load_data(task, "synthetic", PROFILE, limit=batch_size)
+    batch = one_batch(data, batch_size)
+    step, base = CourseStep(variant, task, data, batch), CourseStep("base", task, data, batch)
+    units = [m for m in step.model.modules() if isinstance(m, (FastDynamicConv, FastODConv))]
+    inputs = {}
+
+    def keep_input(unit, args, out):  # returns None, so the unit's output stays as it is
+        inputs[unit] = args[0].detach()
+
+    hooks = [u.register_forward_hook(keep_input) for u in units]
+    step.train()
+    for hook in hooks:
+        hook.remove()
+    lines = ["| unit input | C_out | auto | best path | auto / static | best / static |",
+             "| --- | ---: | --- | --- | ---: | ---: |"]
+    extra, static_total = 0.0, 0.0
+    for unit in units:
+        x = inputs[unit].clone().requires_grad_()
+        static = torch.randn(unit.out_channels, unit.in_channels // unit.groups, *unit.kernel_size, requires_grad=True)
+        has_spatial = isinstance(unit, FastODConv) and unit.attention.spatial_fc is not None
+        count = unit.weight.shape[0]
+        times = {"static": _median_seconds(lambda: unit.conv(x, static).sum().backward(), repeats)}
+        for path in applicable_paths(count, has_spatial):
+            unit.path = path
+            times[path] = _median_seconds(lambda: unit(x).sum().backward(), repeats)
+        unit.path = "auto"
+        auto = choose_path(unit, x, count, has_spatial)
+        best = min((p for p in times if p != "static"), key=times.get)
+        extra += times[best] - times["static"]
+        static_total += times["static"]
+        lines.append(f"| {tuple(x.shape)} | {unit.out_channels} | {auto} | {best} | "
+                     f"{times[auto] / times['static']:.2f} | {times[best] / times['static']:.2f} |")
+    base.train()
+    base_step = statistics.median([base.train() for _ in range(repeats)])
+    bound = (base_step + extra) / base_step / (step.macs / base.macs)
+    lines.append(f"\n{len(units)} units: static convolutions {1e3 * static_total:.1f} ms, best paths "
+                 f"{1e3 * (static_total + extra):.1f} ms; base's step {1e3 * base_step:.1f} ms; with every unit on "
+                 f"its best path and nothing else added, {variant}'s step per MAC is at least {bound:.2f}")
+    return "\n".join(lines)
+
+
 def table(rows: list[dict]) -> str:
     """Markdown: one row per variant, its MACs, times and per-MAC ratios to ``base``."""
     lines = ["| variant | MACs/sample | MAC ratio | train ms | train per MAC | infer ms | infer per MAC |",
@@ -117,6 +182,8 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=7, help="timed steps per variant (median; default 7)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per variant first (default 2)")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--units", action="store_true",
+                        help="each unit of dyconv, odconv and odconv4x on every per-sample path instead")
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.warmup < 0:
         parser.error("--repeats must be at least 1 and --warmup at least 0")
@@ -128,6 +195,12 @@ def main(argv=None) -> int:
     print(f"course profile ('{PROFILE}'), float32; {info['cpu']}, {info['cores']} cores, {info['threads']} threads, "
           f"torch {info['torch']}; median of {args.repeats} after {args.warmup} warm-up steps; load average at the "
           f"start {', '.join(f'{v:.1f}' for v in os.getloadavg())}")
+    if args.units:
+        for task in args.tasks:
+            for variant in (v for v in variants if v in ("dyconv", "odconv", "odconv4x")):
+                print(f"\n{task}, {variant}: forward + backward of each unit over a static convolution\n")
+                print(unit_paths(task, variant, args.repeats))
+        return 0
     for task in args.tasks:
         rows = measure(task, variants, args.repeats, args.warmup)
         print(f"\n{task} (batch {rows[0]['batch']}):\n\n{table(rows)}")

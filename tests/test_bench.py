@@ -84,3 +84,25 @@ def test_the_tiled_experiment_gives_the_per_sample_outputs_and_gradients(monkeyp
     for have, expected in zip(torch.autograd.grad(got, (x, kernels, attention), cotangent),
                               torch.autograd.grad(want, (x, kernels, attention), cotangent)):
         torch.testing.assert_close(have, expected)
+
+
+def test_the_course_benchmark_times_each_unit_on_every_path(monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1]))
+    from benchmarks import course
+
+    text = course.unit_paths("timeseries", "odconv4x", repeats=1)
+    rows = [line for line in text.splitlines() if line.startswith("| (")]
+    assert rows and f"\n{len(rows)} units:" in text  # every unit of the 1D ResNet, one row each
+    assert all(row.split(" | ")[3] in ("grouped", "unfold", "unfold_dense") for row in rows)  # no dense: spatial
+    assert "odconv4x's step per MAC is at least" in text
+
+
+def test_the_hard_benchmark_times_the_shipped_course_models_against_the_plain_layer(monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1]))
+    from benchmarks import hard
+
+    lines = hard.course_models(repeats=1, batches=1)
+    rows = [line.split(" | ") for line in lines[2:]]
+    assert [row[0] for row in rows] == ["| classification", "| segmentation", "| timeseries"]
+    for row in rows:
+        assert float(row[6].rstrip(" |")) < 1e-5  # the library's unit gives the masked formula's output
