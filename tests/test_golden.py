@@ -10,7 +10,9 @@ record each class's test result (``per_class``), the course recipe builds segmen
 recipe trains Adiac for 45 epochs, not 30 (the recorded recipe of the time-series row), and the segmentation
 scenes have a subject (new data for the segmentation fits; a row records its data's revision, and the
 recipe some variants train with on their own), and the course recipe builds segmentation's ``dyconv``
-with a BatchNorm in its attention and ``global``'s SE at reduction 4. These values were
+with a BatchNorm in its attention and ``global``'s SE at reduction 4, and the cost model of the per-sample
+paths prices ``grouped`` lower where backward keeps its kernels (other paths for some units of the short
+fits: they and the rows' training fields were recorded again, on an Intel Xeon). These values were
 recorded with the code as it stood then and are checked against the code as it stands now:
 
 - the losses and metrics of a short seeded ``fit`` of every variant on every task (quick-profile

@@ -33,6 +33,7 @@ import torch
 from ..layers.unit import ConvUnit
 from .im2col import columns
 from .products import batch_product, mix_batch_last, mix_responses, stack_for_dense_conv
+from . import recompute
 from .recompute import compute_dtype, matmul_backward, rebuilt_operands
 
 PATHS = ("auto", "grouped", "dense", "unfold", "unfold_dense")
@@ -40,7 +41,8 @@ PATHS = ("auto", "grouped", "dense", "unfold", "unfold_dense")
 #: Cost-model weights, in static-convolution MACs, calibrated by ``python -m benchmarks paths`` (forward
 #: and backward of ResNet-18's unit shapes at batch 32) on a 2-core x86 CPU; they only rank the paths.
 GROUPED_CONV = 1.2  # batch-as-groups convolution: per MAC, a little slower than a dense one ...
-GROUPED_WEIGHT = 40.0  # ... plus, per sample, reading and writing its own kernel (memory-bound)
+GROUPED_WEIGHT = 40.0  # ... plus, per sample, writing and reading its own kernel, built again for backward
+GROUPED_WEIGHT_KEPT = 20.0  # the same where backward keeps the kernels instead (``recompute.KEEP_UP_TO``)
 BATCHED_CONV = 1.5  # per-sample matrix products over the unfolded input
 AGGREGATION = 16.0  # per aggregated weight, kept in memory and read back by the batched products
 BATCH_GEMM = 0.9  # one matrix product over the whole batch, per MAC
@@ -59,14 +61,17 @@ def path_costs(unit: ConvUnit, x: torch.Tensor, kernels: int, has_spatial: bool)
     With P output positions and w weights per kernel one convolution is P w MACs and its unfolded
     input has C_in k^d P elements. ``dense`` and ``unfold_dense`` run K convolutions at full speed;
     ``grouped`` and ``unfold`` run one, but build and stream a kernel per sample (K w each), which is
-    memory-bound: they win on large maps, where that is small against P w.
+    memory-bound: they win on large maps, where that is small against P w. ``grouped`` costs half as much
+    per weight where its B per-sample kernels are few enough to be kept for backward, not rebuilt
+    (calibrated on the course's models by ``python -m benchmarks course --units``).
     """
     positions = unit.output_positions(x)
     weights = unit.out_channels * (unit.in_channels // unit.groups) * unit.kernel_volume
     conv = positions * weights
     columns = unit.in_channels * unit.kernel_volume * positions
+    kept = x.shape[0] * weights <= recompute.KEEP_UP_TO
     costs = {
-        "grouped": GROUPED_CONV * conv + GROUPED_WEIGHT * (kernels + 1) * weights,
+        "grouped": GROUPED_CONV * conv + (GROUPED_WEIGHT_KEPT if kept else GROUPED_WEIGHT) * (kernels + 1) * weights,
         "dense": kernels * conv * (1 + TINY_MAPS / positions),
         "unfold": BATCHED_CONV * conv + IM2COL * columns + AGGREGATION * kernels * weights,
         "unfold_dense": BATCH_GEMM * kernels * conv + IM2COL * columns,
