@@ -14,9 +14,10 @@ multiply-accumulates predict. Float32, the threads torch picks unless ``--thread
 
 ``--units`` looks inside the per-sample-kernel variants (``dyconv``, ``odconv``, ``odconv4x``): each of
 their units, on the input it gets in the course step, takes forward + backward on every exact path of
-``dynlab.kernels.per_sample``, timed against a static convolution of its shape. With every unit on its
-best path and nothing else the variant adds (attention heads, a larger optimizer step) counted, the
-step would take at least base's step plus the units' extra time: the last line gives that bound per MAC.
+``dynlab.kernels.per_sample``, timed against a static convolution of its shape (the unit's time
+includes its attention). With every unit on its best path and nothing outside the units counted (the
+larger optimizer step), the step would take at least base's step plus the units' extra time over the
+static convolutions: the last line gives that bound per MAC.
 
     python -m benchmarks course --units --tasks classification --variants dyconv
 """
@@ -41,6 +42,8 @@ from dynlab.flops import cost
 from dynlab.kernels.dyconv import FastDynamicConv
 from dynlab.kernels.odconv import FastODConv
 from dynlab.kernels.per_sample import applicable_paths, choose_path
+
+from ._timing import median_ms
 
 PROFILE = "quick"
 #: the label the segmentation masks leave out of the loss (as ``fit``'s default ``ignore_index``)
@@ -111,16 +114,6 @@ def measure(task: str, variants: list[str], repeats: int, warmup: int) -> list[d
     return rows
 
 
-def _median_seconds(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def unit_paths(task: str, variant: str, repeats: int) -> str:
     """Markdown: each per-sample-kernel unit of ``variant``'s course model on every path, over a static conv."""
     batch_size = profiles.get_profile(PROFILE).task(task).batch_size
@@ -145,10 +138,10 @@ def unit_paths(task: str, variant: str, repeats: int) -> str:
         static = torch.randn(unit.out_channels, unit.in_channels // unit.groups, *unit.kernel_size, requires_grad=True)
         has_spatial = isinstance(unit, FastODConv) and unit.attention.spatial_fc is not None
         count = unit.weight.shape[0]
-        times = {"static": _median_seconds(lambda: unit.conv(x, static).sum().backward(), repeats)}
+        times = {"static": median_ms(lambda: unit.conv(x, static).sum().backward(), repeats)}
         for path in applicable_paths(count, has_spatial):
             unit.path = path
-            times[path] = _median_seconds(lambda: unit(x).sum().backward(), repeats)
+            times[path] = median_ms(lambda: unit(x).sum().backward(), repeats)
         unit.path = "auto"
         auto = choose_path(unit, x, count, has_spatial)
         best = min((p for p in times if p != "static"), key=times.get)
@@ -158,10 +151,10 @@ def unit_paths(task: str, variant: str, repeats: int) -> str:
                      f"{times[auto] / times['static']:.2f} | {times[best] / times['static']:.2f} |")
     base.train()
     base_step = statistics.median([base.train() for _ in range(repeats)])
-    bound = (base_step + extra) / base_step / (step.macs / base.macs)
-    lines.append(f"\n{len(units)} units: static convolutions {1e3 * static_total:.1f} ms, best paths "
-                 f"{1e3 * (static_total + extra):.1f} ms; base's step {1e3 * base_step:.1f} ms; with every unit on "
-                 f"its best path and nothing else added, {variant}'s step per MAC is at least {bound:.2f}")
+    bound = (base_step + extra / 1e3) / base_step / (step.macs / base.macs)
+    lines.append(f"\n{len(units)} units: static convolutions {static_total:.1f} ms, best paths "
+                 f"{static_total + extra:.1f} ms; base's step {1e3 * base_step:.1f} ms; with every unit on "
+                 f"its best path and nothing outside the units added, {variant}'s step per MAC is at least {bound:.2f}")
     return "\n".join(lines)
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +33,7 @@ from dynlab.kernels import per_sample
 from dynlab.kernels.im2col import unfold
 from dynlab.layers.unit import ConvUnit
 
+from ._timing import median_ms
 from .paths import SHAPES, UNITS_PER_SHAPE
 
 
@@ -95,16 +95,6 @@ def tiled_per_sample(unit: ConvUnit, x, kernels, attention, tile_bytes: int):
     return TiledPerSample.apply(x, kernels, attention, unit, channels)
 
 
-def _median_ms(fn, repeats):
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
-
-
 def run(batch: int, repeats: int, tile_kib: list[int], count: int = 4) -> list[dict]:
     g = torch.Generator().manual_seed(0)
     rows = []
@@ -124,7 +114,7 @@ def run(batch: int, repeats: int, tile_kib: list[int], count: int = 4) -> list[d
         times = {name: [] for name in fns}
         for _ in range(repeats):  # interleaved, so that a slow spell of the machine hits every one
             for name, fn in fns.items():
-                times[name].append(_median_ms(fn, 1))
+                times[name].append(median_ms(fn, 1))
         ms = {name: statistics.median(t) for name, t in times.items()}
         paths = [p for p in ms if p in per_sample.PATHS]
         best = min(paths, key=ms.get)
