@@ -9,10 +9,11 @@ weights zeroed, biases set), so that cost can be read against it. ResNet-18 at f
 ImageNet stem, gates after the unit's own normalisation as the course recipe trains them, one sample,
 no gradients, ``base`` timed in turn with ``hard`` in the same process (``dynlab.bench.hard_open_rates``).
 Per open rate it prints, as ratios to ``base``, the executed MACs (the kit's count, ``dynlab.flops``:
-closed output channels skipped, which is what the fast path ``dynlab.kernels.hard_attention``
-convolves where they come to ``skip_at_least`` MACs a sample) and the wall time (below 1.00, ``hard`` answers faster than the static network), and the
-largest difference between the fast path's output and the plain layers' masked computation (every
-channel convolved, then multiplied by its gate), which must stay within float tolerance.
+closed output channels skipped, which is what the fast path ``dynlab.kernels.hard_attention`` convolves
+where they come to ``skip_at_least`` MACs a sample) and the wall time (below 1.00, ``hard`` answers
+faster than the static network), and the largest difference between the fast path's output and the plain
+layers' masked computation (every channel convolved, then multiplied by its gate), which must stay
+within float tolerance.
 
 ``--course`` times the shipped course models of ``hard`` instead (``checkpoints/course``: trained gates,
 batches of the course profile, test samples): the library's unit against the plain masked layer on the

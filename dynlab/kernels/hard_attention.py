@@ -5,13 +5,14 @@ filters, convolve with them alone (normalised by the unit's own BatchNorm, ``gat
 those channels only) and put the result back among zeros. With gradients on (training, Grad-CAM) it
 computes the masked formula of ``dynlab.layers.hard_attention``.
 
-Whether skipping saves time depends on how much it skips. The gather reads the open filters once
-more, and the BatchNorm and the write-back run as extra operations: on a CPU that costs about what
-convolving a few million MACs does. So the unit skips only where the closed channels' MACs (a sample;
-channels open for any sample of the batch are convolved for all) reach ``FastGatedConv.skip_at_least``;
-below that it convolves every channel and multiplies by the gates, which was faster (``python -m
-benchmarks hard`` and the course's trained models, ``benchmarks/results/README.md``). On the 56x56 to 7x7 maps of a 224x224 input half the channels
-closed skip enough; on the 16x16 to 2x2 maps of a 64x64 input only a quarter open does.
+Whether skipping saves time depends on how much it skips. The gather reads the open filters once more,
+and the BatchNorm and the write-back run as extra operations: on a CPU that costs about what convolving
+a few million MACs does. So the unit skips only where the closed channels' MACs (a sample; channels open
+for any sample of the batch are convolved for all) reach ``FastGatedConv.skip_at_least``; below that it
+convolves every channel and multiplies by the gates, which was faster (``python -m benchmarks hard`` and
+the course's trained models, ``benchmarks/results/README.md``). On the 56x56 to 7x7 maps of a 224x224
+input half the channels closed skip enough; on the 16x16 to 2x2 maps of a 64x64 input only a quarter
+open does.
 """
 from __future__ import annotations
 

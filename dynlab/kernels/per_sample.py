@@ -31,9 +31,9 @@ from __future__ import annotations
 import torch
 
 from ..layers.unit import ConvUnit
+from . import recompute
 from .im2col import columns
 from .products import batch_product, mix_batch_last, mix_responses, stack_for_dense_conv
-from . import recompute
 from .recompute import compute_dtype, matmul_backward, rebuilt_operands
 
 PATHS = ("auto", "grouped", "dense", "unfold", "unfold_dense")

@@ -1,11 +1,12 @@
 """Every exact per-sample-kernel path (``dynlab.kernels.per_sample``) and its im2col, against the definition.
 
 The paths against a per-sample loop (3x3 kernels) and against the plain ``grouped`` path on random
-geometries (kernel sizes 1 to 5, any padding, strides, dilations, groups up to depthwise, batch 1
-and 3, K 1 and 4, 1D and 2D), outputs and gradients in float64; im2col and its adjoint against
+geometries (kernel sizes 1 to 5, any padding, strides, dilations, groups up to depthwise, batch 1 and 3,
+K 1 and 4, 1D and 2D), outputs and gradients in float64; im2col and its adjoint against
 ``F.unfold``/``F.fold``; what backward keeps; the cost model's choices; every path under CPU autocast.
 The gradients are checked both ways backward can get its operands: kept (small ones, as here) and
-rebuilt (``recompute.KEEP_UP_TO`` set to 0, as for a full-width network). No timing here: ``python -m benchmarks paths`` times them.
+rebuilt (``recompute.KEEP_UP_TO`` set to 0, as for a full-width network). No timing here:
+``python -m benchmarks paths`` times them.
 """
 from __future__ import annotations
 
