@@ -193,15 +193,23 @@ def cpu_signature() -> str:
     into other predictions (an AMD EPYC and an Intel Xeon gave accuracies of 0.25 and 0.5 for the same
     seeded fit), so the fits, and the numbers of the experiment rows, are compared only on the kind of
     machine that recorded them. The CPU's name alone is not enough: two machines both named "AMD EPYC",
-    with the same torch, gave different losses, one of them with AVX-512 kernels."""
-    model = ""
+    with the same torch, gave different losses, one of them with AVX-512 kernels. Virtual machines often
+    give Intel CPUs of several generations one name ("Intel(R) Xeon(R) Processor"), so the CPU family
+    and model numbers are part of it too."""
+    fields = {}
     try:
         with open("/proc/cpuinfo") as f:
-            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+            for line in f:
+                key, _, value = line.partition(":")
+                if not line.strip():
+                    break  # the first processor's fields are enough
+                fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    return f"{model or platform.processor() or platform.machine()}, {torch.backends.cpu.get_cpu_capability()}, " \
-           f"torch {torch.__version__}"
+    name = fields.get("model name") or platform.processor() or platform.machine()
+    if "cpu family" in fields and "model" in fields:
+        name += f" (family {fields['cpu family']}, model {fields['model']})"
+    return f"{name}, {torch.backends.cpu.get_cpu_capability()}, torch {torch.__version__}"
 
 
 @pytest.mark.parametrize("task", TASKS)
