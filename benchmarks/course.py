@@ -82,17 +82,17 @@ class CourseStep:
         return time.perf_counter() - start
 
 
-def one_batch(data, size: int):
-    """The first ``size`` training samples, stacked: the batch every variant of a task is timed on."""
+def task_batch(task: str):
+    """(the task's data, its first batch of training samples, stacked): what every variant is timed on."""
+    size = profiles.get_profile(PROFILE).task(task).batch_size
+    data = load_data(task, "synthetic", PROFILE, limit=size)
     samples = [data.train[i] for i in range(size)]
-    return torch.stack([x for x, _ in samples]), torch.stack([torch.as_tensor(y) for _, y in samples])
+    return data, (torch.stack([x for x, _ in samples]), torch.stack([torch.as_tensor(y) for _, y in samples]))
 
 
 def measure(task: str, variants: list[str], repeats: int, warmup: int) -> list[dict]:
     """Each variant's median training step and inference on ``task``, with its ratios to ``base``."""
-    batch_size = profiles.get_profile(PROFILE).task(task).batch_size
-    data = load_data(task, "synthetic", PROFILE, limit=batch_size)
-    batch = one_batch(data, batch_size)
+    data, batch = task_batch(task)
     steps = {v: CourseStep(v, task, data, batch) for v in variants}
     for step in steps.values():
         for _ in range(warmup):
@@ -108,7 +108,7 @@ def measure(task: str, variants: list[str], repeats: int, warmup: int) -> list[d
     rows = []
     for v in variants:
         t, i, mac_ratio = statistics.median(train[v]), statistics.median(infer[v]), steps[v].macs / m0
-        rows.append({"task": task, "variant": v, "batch": batch_size, "macs": steps[v].macs, "mac_ratio": mac_ratio,
+        rows.append({"task": task, "variant": v, "batch": len(batch[0]), "macs": steps[v].macs, "mac_ratio": mac_ratio,
                      "train_ms": 1e3 * t, "train_per_mac": t / t0 / mac_ratio,
                      "infer_ms": 1e3 * i, "infer_per_mac": i / i0 / mac_ratio})
     return rows
@@ -116,9 +116,7 @@ def measure(task: str, variants: list[str], repeats: int, warmup: int) -> list[d
 
 def unit_paths(task: str, variant: str, repeats: int) -> str:
     """Markdown: each per-sample-kernel unit of ``variant``'s course model on every path, over a static conv."""
-    batch_size = profiles.get_profile(PROFILE).task(task).batch_size
-    data = load_data(task, "synthetic", PROFILE, limit=batch_size)
-    batch = one_batch(data, batch_size)
+    data, batch = task_batch(task)
     step, base = CourseStep(variant, task, data, batch), CourseStep("base", task, data, batch)
     units = [m for m in step.model.modules() if isinstance(m, (FastDynamicConv, FastODConv))]
     inputs = {}

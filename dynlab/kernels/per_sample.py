@@ -69,9 +69,9 @@ def path_costs(unit: ConvUnit, x: torch.Tensor, kernels: int, has_spatial: bool)
     weights = unit.out_channels * (unit.in_channels // unit.groups) * unit.kernel_volume
     conv = positions * weights
     columns = unit.in_channels * unit.kernel_volume * positions
-    kept = x.shape[0] * weights <= recompute.KEEP_UP_TO
+    grouped_weight = GROUPED_WEIGHT_KEPT if recompute.kept(x.shape[0] * weights) else GROUPED_WEIGHT
     costs = {
-        "grouped": GROUPED_CONV * conv + (GROUPED_WEIGHT_KEPT if kept else GROUPED_WEIGHT) * (kernels + 1) * weights,
+        "grouped": GROUPED_CONV * conv + grouped_weight * (kernels + 1) * weights,
         "dense": kernels * conv * (1 + TINY_MAPS / positions),
         "unfold": BATCHED_CONV * conv + IM2COL * columns + AGGREGATION * kernels * weights,
         "unfold_dense": BATCH_GEMM * kernels * conv + IM2COL * columns,

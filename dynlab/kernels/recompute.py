@@ -57,6 +57,11 @@ def _autocast_state(device_type: str) -> tuple[str, torch.dtype, bool]:
     return device_type, torch.get_autocast_dtype(device_type), torch.is_autocast_enabled(device_type)
 
 
+def kept(size: int | None) -> bool:
+    """Whether operands of ``size`` elements in all are kept for backward (None: size unknown, rebuilt)."""
+    return size is not None and size <= KEEP_UP_TO
+
+
 def rebuilt_operands(build: Callable[..., Operands], op: Callable[..., torch.Tensor],
                      op_backward: Callable[..., Operands], *inputs: torch.Tensor | None,
                      size: int | None = None) -> torch.Tensor:
@@ -68,7 +73,7 @@ def rebuilt_operands(build: Callable[..., Operands], op: Callable[..., torch.Ten
     composition; so it is under ``torch.compile``, which cannot trace the nested ``autograd.grad`` of
     the rebuild and chooses by itself which intermediates to keep for backward and which to recompute.
     """
-    if (not torch.is_grad_enabled() or torch.compiler.is_compiling() or (size is not None and size <= KEEP_UP_TO)
+    if (not torch.is_grad_enabled() or torch.compiler.is_compiling() or kept(size)
             or not any(t is not None and t.requires_grad for t in inputs)):
         return op(*build(*inputs))
     return _RebuiltOperands.apply(build, op, op_backward, *inputs)
