@@ -20,6 +20,9 @@ larger optimizer step), the step would take at least base's step plus the units'
 static convolutions: the last line gives that bound per MAC.
 
     python -m benchmarks course --units --tasks classification --variants dyconv
+
+``--parts`` splits what ``hard``, ``dyconv``, ``odconv`` and ``odconv4x`` add over ``base`` into their
+attention, the rest of their units and what lies outside the units (``course_parts``).
 """
 from __future__ import annotations
 
@@ -43,6 +46,7 @@ from dynlab.kernels.dyconv import FastDynamicConv
 from dynlab.kernels.odconv import FastODConv
 from dynlab.kernels.per_sample import applicable_paths, choose_path
 
+from . import course_parts
 from ._timing import median_ms
 
 PROFILE = "quick"
@@ -156,6 +160,17 @@ def unit_paths(task: str, variant: str, repeats: int) -> str:
     return "\n".join(lines)
 
 
+def parts_table(task: str, variants: list[str], repeats: int, warmup: int) -> str:
+    """Markdown: ``course_parts.table`` for ``variants``' course models on ``task``, after ``warmup`` steps."""
+    data, batch = task_batch(task)
+    steps = {v: CourseStep(v, task, data, batch) for v in ["base", *variants]}
+    for step in steps.values():
+        for _ in range(warmup):
+            step.train()
+            step.infer()
+    return course_parts.table(task, steps, repeats)
+
+
 def table(rows: list[dict]) -> str:
     """Markdown: one row per variant, its MACs, times and per-MAC ratios to ``base``."""
     lines = ["| variant | MACs/sample | MAC ratio | train ms | train per MAC | infer ms | infer per MAC |",
@@ -175,6 +190,8 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--units", action="store_true",
                         help="each unit of dyconv, odconv and odconv4x on every per-sample path instead")
+    parser.add_argument("--parts", action="store_true",
+                        help="split what hard, dyconv, odconv and odconv4x add over base into attention and the rest")
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.warmup < 0:
         parser.error("--repeats must be at least 1 and --warmup at least 0")
@@ -191,6 +208,11 @@ def main(argv=None) -> int:
             for variant in (v for v in variants if v in ("dyconv", "odconv", "odconv4x")):
                 print(f"\n{task}, {variant}: forward + backward of each unit over a static convolution\n")
                 print(unit_paths(task, variant, args.repeats))
+        return 0
+    if args.parts:
+        for task in args.tasks:
+            print(f"\n{task}: the extra time over base, split\n")
+            print(parts_table(task, [v for v in variants if v in course_parts.VARIANTS], args.repeats, args.warmup))
         return 0
     for task in args.tasks:
         rows = measure(task, variants, args.repeats, args.warmup)

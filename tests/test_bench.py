@@ -106,3 +106,53 @@ def test_the_hard_benchmark_times_the_shipped_course_models_against_the_plain_la
     assert [row[0] for row in rows] == ["| classification", "| segmentation", "| timeseries"]
     for row in rows:
         assert float(row[6].rstrip(" |")) < 1e-5  # the library's unit gives the masked formula's output
+
+
+@pytest.mark.parametrize("training", [False, True], ids=["infer", "train"])
+def test_the_course_parts_replay_each_attention_and_undo_every_change(monkeypatch, training):
+    """``course --parts`` times a model whose attention returns what it computed before: the same outputs,
+    without calling the attention; afterwards every unit is its own again."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1]))
+    from benchmarks import course, course_parts
+
+    data, batch = course.task_batch("timeseries")
+    for variant in course_parts.VARIANTS:
+        model = course.CourseStep(variant, "timeseries", data, batch).model.train(training)
+        x = batch[0]
+        units = course_parts.units_of(model)
+        assert units, variant
+        calls = []
+
+        def count_attention_calls():
+            for unit in units:
+                owner, name = course_parts.attention_call(unit)
+                monkeypatch.setattr(type(owner), name, lambda *args: calls.append(args))
+
+        with torch.no_grad():
+            expected = model(x)
+            with course_parts.setting(model, "attention replayed", x):
+                count_attention_calls()
+                replayed = model(x)
+                monkeypatch.undo()
+            with course_parts.setting(model, "static units", x):
+                count_attention_calls()
+                static = model(x)
+                monkeypatch.undo()
+            again = model(x)
+        assert not calls, variant  # neither setting computes an attention
+        torch.testing.assert_close(replayed, expected, rtol=0, atol=0)  # its recorded values, returned
+        torch.testing.assert_close(again, expected, rtol=0, atol=0)
+        assert static.shape == expected.shape
+        assert all(not {"forward", "kernel_attention", "gates", "_open_gates"} & set(vars(u)) for u in units)
+        assert all("forward" not in vars(u.attention) for u in units if variant.startswith("odconv"))
+
+
+def test_the_course_parts_table_splits_each_variants_extra_time(monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1]))
+    from benchmarks import course
+
+    text = course.parts_table("timeseries", ["hard", "odconv"], repeats=1, warmup=0)
+    rows = [line.split(" | ") for line in text.splitlines()[2:]]
+    assert [(r[0], r[1]) for r in rows] == [("| hard", "train"), ("| hard", "infer"),
+                                           ("| odconv", "train"), ("| odconv", "infer")]
+    assert all(len(r) == 9 and all(cell.endswith(("%)", "%) |")) for cell in r[6:]) for r in rows)
