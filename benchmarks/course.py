@@ -168,7 +168,7 @@ def parts_table(task: str, variants: list[str], repeats: int, warmup: int) -> st
         for _ in range(warmup):
             step.train()
             step.infer()
-    return course_parts.table(task, steps, repeats)
+    return course_parts.table(steps, repeats)
 
 
 def table(rows: list[dict]) -> str:
@@ -188,10 +188,11 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=7, help="timed steps per variant (median; default 7)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per variant first (default 2)")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
-    parser.add_argument("--units", action="store_true",
-                        help="each unit of dyconv, odconv and odconv4x on every per-sample path instead")
-    parser.add_argument("--parts", action="store_true",
-                        help="split what hard, dyconv, odconv and odconv4x add over base into attention and the rest")
+    instead = parser.add_mutually_exclusive_group()
+    instead.add_argument("--units", action="store_true",
+                         help="each unit of dyconv, odconv and odconv4x on every per-sample path instead")
+    instead.add_argument("--parts", action="store_true",
+                         help="split what hard, dyconv, odconv and odconv4x add over base into attention and the rest")
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.warmup < 0:
         parser.error("--repeats must be at least 1 and --warmup at least 0")

@@ -91,7 +91,7 @@ def setting(model: torch.nn.Module, name: str, x: torch.Tensor):
         yield
 
 
-def measure(step, base, repeats: int, mode: str) -> dict[str, float]:
+def times_by_setting(step, base, repeats: int, mode: str) -> dict[str, float]:
     """Median seconds of ``mode`` ("train" or "infer") for base and for ``step``'s model in each setting."""
     times = {name: [] for name in ("base", *SETTINGS)}
     step.model.train(mode == "train")
@@ -101,13 +101,12 @@ def measure(step, base, repeats: int, mode: str) -> dict[str, float]:
             if name == "base":
                 times[name].append(getattr(base, mode)())
                 continue
-            with setting(step.model, name, step.x):
+            with setting(step.model, name, step.x):  # records in the mode the last step left (``mode``'s)
                 times[name].append(getattr(step, mode)())
-            step.model.train(mode == "train")
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def table(task: str, steps: dict, repeats: int) -> str:
+def table(steps: dict, repeats: int) -> str:
     """Markdown: for each variant and mode, its extra time over base split into attention, rest of units, outside."""
     lines = ["| variant | mode | base ms | variant ms | attention replayed ms | static units ms | "
              "attention | rest of units | outside units |",
@@ -117,7 +116,7 @@ def table(task: str, steps: dict, repeats: int) -> str:
         if variant == "base":
             continue
         for mode in ("train", "infer"):
-            t = measure(step, base, repeats, mode)
+            t = times_by_setting(step, base, repeats, mode)
             extra = t["as it is"] - t["base"]
             parts = (t["as it is"] - t["attention replayed"], t["attention replayed"] - t["static units"],
                      t["static units"] - t["base"])
