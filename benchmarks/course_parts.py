@@ -79,13 +79,14 @@ def setting(model: torch.nn.Module, name: str, x: torch.Tensor):
     if name == "as it is":
         yield
         return
+    units = units_of(model)
     if name == "attention replayed":
         recorded = recorded_attention(model, x)
-        pairs = [(*attention_call(u), lambda *args, out=recorded[u]: out) for u in units_of(model)]
+        pairs = [(*attention_call(u), lambda *args, out=recorded[u]: out) for u in units]
     else:
         pairs = [(u, "forward", u.convolve if isinstance(u, FastGatedConv)
-                  else lambda x, u=u: u.conv(x, u.weight[0])) for u in units_of(model)]
-    for unit in units_of(model):
+                  else lambda x, u=u: u.conv(x, u.weight[0])) for u in units]
+    for unit in units:
         unit.aux_term = None  # hard's budget term from an earlier forward: neither setting computes it
     with instead(pairs):
         yield
